@@ -1,0 +1,1 @@
+//! agentgen-groq: placeholder

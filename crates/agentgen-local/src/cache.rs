@@ -1,0 +1,1 @@
+//! cache (work in progress)

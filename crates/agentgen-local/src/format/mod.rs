@@ -1,0 +1,1 @@
+//! Chat templates, tool-call parsing and output constraints (work in progress).

