@@ -1,1 +1,19 @@
-//! criterion benchmarks live in benches/.
+//! benches: agentgen's benchmarks.
+//!
+//! - `benches/hot_paths.rs`: criterion benches of the hot pure-Rust paths (chat-template
+//!   rendering, SSE parsing, tool-call parsing, JSON-schema grammar compilation, request JSON
+//!   decoding), run with `cargo bench -p benches`.
+//! - The `agentgen-bench` binary, run by `cargo xtask bench`: end-to-end workloads on the real
+//!   model — one completion at several prompt lengths, an agent team, the HTTP server under
+//!   concurrent clients, Groq and any OpenAI-compatible URL side by side, and llama.cpp's
+//!   `llama-bench` for the ours/theirs ratio. It prints tables, writes `results.json` (whose
+//!   `models` section feeds the model catalog) and PNG charts.
+
+pub mod charts;
+pub mod llama_bench;
+pub mod machine;
+pub mod measure;
+pub mod report;
+pub mod stats;
+pub mod team;
+pub mod workloads;

@@ -1,1 +1,112 @@
-fn main() {}
+//! xtask: the project's automation, run as `cargo xtask <command>`.
+//!
+//! - `demo`: checks the build tools (installing them with apt-get when run as root), builds the
+//!   `agentgen` CLI, pulls the default local model and runs the default agent team on it.
+//! - `test`: the same checks, fetches the test model, then runs every test: the Rust workspace,
+//!   the Python clients (`openai`, AutoGen) against `agentgen serve`, the offline proof inside a
+//!   network namespace, and the quick benchmark with checks on the files it writes.
+//! - `bench`: the end-to-end benchmark (`benches` package, binary `agentgen-bench`).
+//!
+//! xtask has no native dependencies so it compiles before cmake and libclang are installed.
+
+mod cmd;
+mod outputs;
+mod prereq;
+mod serve;
+mod testrun;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The default task `cargo xtask demo` gives the team.
+const DEFAULT_TASK: &str =
+    "Write a Python function is_palindrome(s) that ignores case and punctuation, with a docstring.";
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "agentgen project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build, pull the default local model and run the default agent team on it.
+    Demo {
+        /// The task for the team.
+        #[arg(default_value = DEFAULT_TASK)]
+        task: String,
+    },
+    /// Run every test: Rust workspace, Python clients, offline proof, quick benchmark.
+    Test {
+        /// Leave out the quick benchmark and the checks on its output.
+        #[arg(long)]
+        skip_bench: bool,
+    },
+    /// Benchmark the backends; arguments go to `agentgen-bench` (try `cargo xtask bench --help`).
+    Bench {
+        /// Arguments for the benchmark runner, e.g. `--quick`, `--compare URL`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Checks the files a benchmark run wrote under DIR (results.json and the PNG charts).
+    CheckBench {
+        /// The output folder, default `<target>/bench`.
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Runs inside the network namespace of `cargo xtask test`'s offline proof.
+    #[command(hide = true)]
+    OfflineInner(serve::OfflineArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo { task } => demo(&task),
+        Command::Test { skip_bench } => testrun::run(skip_bench),
+        Command::Bench { args } => bench(&args),
+        Command::CheckBench { dir } => check_bench(dir),
+        Command::OfflineInner(args) => serve::offline_inner(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cargo xtask demo`.
+fn demo(task: &str) -> Result<ExitCode, cmd::Error> {
+    prereq::ensure(&[prereq::Need::NativeBuild])?;
+    let ws = cmd::Workspace::locate()?;
+    cmd::step("building the agentgen CLI");
+    ws.cargo(["build", "-p", "agentgen-cli"]).status_ok()?;
+    let agentgen = ws.agentgen_bin();
+    cmd::step("pulling the default model");
+    cmd::Cmd::new(&agentgen).arg("pull").status_ok()?;
+    cmd::step("running the default team");
+    let status = cmd::Cmd::new(&agentgen).args(["run", task]).status()?;
+    Ok(cmd::exit_code(status))
+}
+
+/// `cargo xtask bench ARGS…`.
+fn bench(args: &[String]) -> Result<ExitCode, cmd::Error> {
+    prereq::ensure(&[prereq::Need::NativeBuild, prereq::Need::Charts])?;
+    let ws = cmd::Workspace::locate()?;
+    let status = ws.bench_runner(args).status()?;
+    Ok(cmd::exit_code(status))
+}
+
+/// `cargo xtask check-bench [DIR]`.
+fn check_bench(dir: Option<std::path::PathBuf>) -> Result<ExitCode, cmd::Error> {
+    let dir = match dir {
+        Some(d) => d,
+        None => cmd::Workspace::locate()?.target_dir.join("bench"),
+    };
+    let report = outputs::check_dir(&dir)?;
+    println!("{report}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -161,9 +161,9 @@ pub struct ServeArgs {
 pub struct PullArgs {
     /// A catalog model name; the default model when omitted.
     pub name: Option<String>,
-    /// Download again even when the cached file is intact.
-    #[arg(long)]
-    pub force: bool,
+    /// A quantisation other than the catalog's default (e.g. Q8_0).
+    #[arg(long, value_name = "QUANT")]
+    pub quant: Option<String>,
 }
 
 /// `agentgen models`.
@@ -222,7 +222,15 @@ mod tests {
     #[test]
     fn run_takes_backend_flags() {
         let cli = Cli::try_parse_from([
-            "agentgen", "run", "--backend", "groq", "--model", "m", "--max-messages", "3", "task",
+            "agentgen",
+            "run",
+            "--backend",
+            "groq",
+            "--model",
+            "m",
+            "--max-messages",
+            "3",
+            "task",
         ])
         .unwrap();
         let Command::Run(run) = cli.command else { panic!("not run") };

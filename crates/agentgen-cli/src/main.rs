@@ -1,1 +1,148 @@
-fn main() {}
+//! The `agentgen` binary: runs agent teams and chats on a local CPU model, Groq or any
+//! OpenAI-compatible API; pulls and lists models; serves the local model over HTTP; checks the
+//! machine. A thin layer over the library crates: it merges configuration (see [`config`]),
+//! picks a backend, and prints results to stdout and logs to stderr.
+
+mod backends;
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod machine;
+mod output;
+mod team;
+mod tools;
+
+use std::io::{IsTerminal, Write};
+
+use clap::{CommandFactory, Parser};
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, ConfigAction};
+use crate::config::{Overrides, Sources};
+use crate::error::{CliError, CliResult, EXIT_OK};
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version exit 0 and print to stdout; real usage errors exit 2.
+            let _ = e.print();
+            std::process::exit(e.exit_code());
+        }
+    };
+    init_tracing(cli.verbose, cli.quiet);
+    let code = match dispatch(cli) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Logs to stderr: `RUST_LOG` when set, else warn (info with -v, debug -vv, trace -vvv,
+/// error with -q).
+fn init_tracing(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::new(spec),
+        _ => EnvFilter::new(level),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(verbose >= 2)
+        .init();
+}
+
+/// Merges the configuration layers with these command-line overrides.
+fn settings(
+    cli_config: Option<std::path::PathBuf>,
+    flags: &Overrides,
+) -> CliResult<config::Settings> {
+    config::load(&Sources::from_process(cli_config), flags)
+}
+
+fn overrides(b: &cli::BackendArgs) -> Overrides {
+    Overrides {
+        backend: b.backend.clone(),
+        model: b.model.clone(),
+        base_url: b.base_url.clone(),
+        temperature: b.temperature,
+        max_tokens: b.max_tokens,
+        seed: b.seed,
+        ..Overrides::default()
+    }
+}
+
+fn runtime() -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::io("starting the async runtime", e))
+}
+
+fn dispatch(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Run(args) => {
+            if args.task.trim().is_empty() {
+                return Err(CliError::Usage(
+                    "the task is empty; say what the team should do, e.g. `agentgen run \"Write a \
+                     haiku about Rust\"`"
+                        .into(),
+                ));
+            }
+            let mut flags = overrides(&args.backend);
+            flags.max_messages = args.max_messages;
+            let settings = settings(cli.config, &flags)?;
+            runtime()?.block_on(commands::run::run(&args, &settings))
+        }
+        Command::Chat(args) => {
+            let settings = settings(cli.config, &overrides(&args.backend))?;
+            runtime()?.block_on(commands::chat::run(&args, &settings))
+        }
+        Command::Serve(args) => {
+            let mut flags = overrides(&args.backend);
+            flags.host = args.host.clone();
+            flags.port = args.port;
+            flags.server_api_key = args.api_key.clone();
+            flags.local_only = args.local_only;
+            let settings = settings(cli.config, &flags)?;
+            runtime()?.block_on(commands::serve::run(&args, &settings))
+        }
+        Command::Pull(args) => commands::pull::run(&args),
+        Command::Models(args) => commands::models_cmd(&args),
+        Command::Doctor(args) => commands::doctor::run(&args),
+        Command::VerifyLocal(args) => {
+            let settings = settings(cli.config, &Overrides::default())?;
+            runtime()?.block_on(commands::verify::run(&args, &settings))
+        }
+        Command::Config { action: ConfigAction::Show { json } } => {
+            let settings = settings(cli.config, &Overrides::default())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&settings.to_masked_json()).unwrap_or_default()
+                );
+            } else {
+                print!("{}", settings.to_masked_toml());
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "agentgen", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}

@@ -199,7 +199,8 @@ mod tests {
         let mut mock = MockBackend::new();
         mock.expect_complete().times(1).returning(|_| Ok(answer("hello")));
         let backend: Arc<dyn ChatBackend> = Arc::new(mock);
-        let mut stream = backend.stream(ChatRequest::new(vec![ChatMessage::user("hi")])).await.unwrap();
+        let mut stream =
+            backend.stream(ChatRequest::new(vec![ChatMessage::user("hi")])).await.unwrap();
         let mut acc = StreamAccumulator::new();
         while let Some(chunk) = stream.next().await {
             acc.push(&chunk.unwrap());
@@ -214,7 +215,10 @@ mod tests {
         let mut mock = MockBackend::new();
         mock.expect_complete().returning(|_| Err(BackendError::Cancelled));
         let backend = Arc::new(mock);
-        assert_eq!(backend.complete(ChatRequest::default()).await.unwrap_err(), BackendError::Cancelled);
+        assert_eq!(
+            backend.complete(ChatRequest::default()).await.unwrap_err(),
+            BackendError::Cancelled
+        );
     }
 
     #[test]

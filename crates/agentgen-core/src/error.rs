@@ -126,7 +126,9 @@ impl BackendError {
     /// The wait the backend asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after, .. } | Self::Unavailable { retry_after, .. } => *retry_after,
+            Self::RateLimited { retry_after, .. } | Self::Unavailable { retry_after, .. } => {
+                *retry_after
+            }
             _ => None,
         }
     }
@@ -140,9 +142,15 @@ mod tests {
     fn messages_carry_the_numbers() {
         let e = BackendError::ContextOverflow { prompt_tokens: 5000, limit: 4096 };
         assert_eq!(e.to_string(), "prompt needs 5000 tokens but the context holds 4096");
-        let e = BackendError::ModelNotFound { model: "m".into(), available: vec!["a".into(), "b".into()] };
+        let e = BackendError::ModelNotFound {
+            model: "m".into(),
+            available: vec!["a".into(), "b".into()],
+        };
         assert_eq!(e.to_string(), "model `m` not found; available: a, b");
-        let e = BackendError::RateLimited { retry_after: Some(Duration::from_millis(1500)), message: "slow".into() };
+        let e = BackendError::RateLimited {
+            retry_after: Some(Duration::from_millis(1500)),
+            message: "slow".into(),
+        };
         assert_eq!(e.to_string(), "rate limited (retry after 1.50s): slow");
     }
 

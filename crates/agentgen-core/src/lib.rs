@@ -7,14 +7,43 @@
 
 pub mod backend;
 pub mod error;
+pub mod fallback;
 pub mod message;
 pub mod request;
 pub mod response;
 
+pub mod agent;
+pub mod events;
+pub mod memory;
+pub mod model_context;
+pub mod team;
+pub mod termination;
+pub mod testing;
+pub mod tools;
+
 pub use backend::{BackendInfo, Capabilities, ChatBackend, ChatStream, Locality};
 pub use error::BackendError;
+pub use fallback::FallbackBackend;
 pub use message::{ChatMessage, FunctionCall, ToolCall};
-pub use request::{ChatRequest, FunctionSpec, JsonSchemaFormat, ResponseFormat, ToolChoice, ToolSpec};
+pub use request::{
+    ChatRequest, FunctionSpec, JsonSchemaFormat, ResponseFormat, ToolChoice, ToolSpec,
+};
 pub use response::{
     ChatChunk, ChatResponse, FinishReason, StreamAccumulator, Timings, ToolCallDelta, Usage,
 };
+
+pub use agent::{
+    AgentError, AssistantAgent, ChatAgent, CodeExecutorAgent, Handoff, Response,
+    SocietyOfMindAgent, UserProxyAgent,
+};
+pub use events::{
+    AgentEvent, AgentMessage, EventSink, MessageKind, StreamItem, Task, TaskResult, ToolResult,
+};
+pub use memory::{ListMemory, Memory, MemoryContent};
+pub use model_context::{ContextPolicy, ModelContext};
+pub use team::{
+    DiGraphBuilder, EdgeCondition, GraphFlow, RoundRobinGroupChat, SelectorGroupChat, Swarm, Team,
+};
+pub use termination::{ExternalHandle, Termination, TerminationCondition};
+pub use tokio_util::sync::CancellationToken;
+pub use tools::{FunctionTool, Tool, ToolError, ToolSet};

@@ -91,9 +91,9 @@ impl ChatMessage {
     /// The text of the message, if it has any.
     pub fn text(&self) -> Option<&str> {
         match self {
-            Self::System { content, .. } | Self::User { content, .. } | Self::Tool { content, .. } => {
-                Some(content)
-            }
+            Self::System { content, .. }
+            | Self::User { content, .. }
+            | Self::Tool { content, .. } => Some(content),
             Self::Assistant { content, .. } => content.as_deref(),
         }
     }
@@ -142,7 +142,11 @@ pub struct ToolCall {
 
 impl ToolCall {
     /// A function call with JSON-encoded arguments.
-    pub fn new(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        arguments: impl Into<String>,
+    ) -> Self {
         Self {
             id: id.into(),
             kind: function_kind(),

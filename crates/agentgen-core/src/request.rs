@@ -48,11 +48,7 @@ pub struct ChatRequest {
     #[serde(default, alias = "max_completion_tokens", skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Stop sequences: generation ends before any of them, which are never emitted.
-    #[serde(
-        default,
-        deserialize_with = "one_or_many",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
 }
 
@@ -200,8 +196,9 @@ impl Serialize for ToolChoice {
             Self::None => s.serialize_str("none"),
             Self::Auto => s.serialize_str("auto"),
             Self::Required => s.serialize_str("required"),
-            Self::Function(name) => serde_json::json!({"type": "function", "function": {"name": name}})
-                .serialize(s),
+            Self::Function(name) => {
+                serde_json::json!({"type": "function", "function": {"name": name}}).serialize(s)
+            }
         }
     }
 }
@@ -318,8 +315,10 @@ mod tests {
 
     #[test]
     fn unknown_tool_choice_is_an_error() {
-        let err = serde_json::from_value::<ChatRequest>(json!({"messages": [], "tool_choice": "sometimes"}))
-            .unwrap_err();
+        let err = serde_json::from_value::<ChatRequest>(
+            json!({"messages": [], "tool_choice": "sometimes"}),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("sometimes"));
     }
 
@@ -333,7 +332,10 @@ mod tests {
 
     #[test]
     fn response_formats_use_the_type_tag() {
-        assert_eq!(serde_json::to_value(ResponseFormat::JsonObject).unwrap(), json!({"type": "json_object"}));
+        assert_eq!(
+            serde_json::to_value(ResponseFormat::JsonObject).unwrap(),
+            json!({"type": "json_object"})
+        );
         let f: ResponseFormat = serde_json::from_value(json!({"type": "text"})).unwrap();
         assert_eq!(f, ResponseFormat::Text);
     }

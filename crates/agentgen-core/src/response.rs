@@ -307,6 +307,9 @@ mod tests {
     #[test]
     fn usage_adds_up() {
         let total = Usage::new(1, 2, 0) + Usage::new(10, 20, 5);
-        assert_eq!(total, Usage { prompt_tokens: 11, completion_tokens: 22, total_tokens: 33, cached_tokens: 5 });
+        assert_eq!(
+            total,
+            Usage { prompt_tokens: 11, completion_tokens: 22, total_tokens: 33, cached_tokens: 5 }
+        );
     }
 }

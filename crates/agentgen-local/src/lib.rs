@@ -6,5 +6,11 @@
 pub mod cache;
 pub mod catalog;
 pub mod engine;
+pub mod error;
 pub mod format;
 pub mod pull;
+
+pub use engine::{
+    EngineStats, GenerateOptions, Generation, GenerationEvent, LocalBackend, LocalConfig, DEFAULT_MAX_CONTEXT,
+};
+pub use error::LocalError;

@@ -1,1 +1,170 @@
-//! agentgen-server: placeholder
+//! agentgen-server: serves any agentgen [`ChatBackend`] over an OpenAI/Groq-compatible HTTP API
+//! (axum), with locality attestation (`GET /v1/locality`) and [`verify_local`] to check it.
+//!
+//! Routes: `POST /v1/chat/completions` (whole or SSE-streamed), `GET /v1/models`,
+//! `GET /v1/models/{id}`, `GET /health`, `GET /metrics` (Prometheus) and `GET /v1/locality`.
+//! Every error is OpenAI's error JSON. The server binds 127.0.0.1 by default, needs an API key
+//! for any other address, bounds its queue (503 + `Retry-After` when full), cancels a
+//! generation when its client disconnects, and shuts down gracefully.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use agentgen_core::ChatBackend;
+use tokio::net::TcpListener;
+
+mod attest;
+mod chat;
+mod config;
+mod error;
+pub mod metrics;
+mod routes;
+mod state;
+pub mod verify;
+pub mod wire;
+
+pub use attest::{hash_file, hostname, Attestation, FileDigest, ModelAttestationSource};
+pub use config::{ServeConfig, ServeError};
+pub use error::ApiError;
+pub use routes::router;
+pub use state::AppState;
+pub use verify::{verify_local, verify_local_with, Check, VerifyOptions, VerifyReport};
+
+/// A bound, not yet running server. Lets a caller learn the address and install the backend
+/// later (the server answers 503 "loading" until then).
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    config: ServeConfig,
+}
+
+impl Server {
+    /// Checks the settings and binds the address. A non-loopback address without an API key
+    /// is refused.
+    pub async fn bind(
+        config: ServeConfig,
+        attestation: Option<ModelAttestationSource>,
+    ) -> Result<Self, ServeError> {
+        if config.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err(ServeError::EmptyApiKey);
+        }
+        if config.max_concurrent == 0 {
+            return Err(ServeError::InvalidConfig {
+                field: "max_concurrent",
+                message: "must be at least 1".into(),
+            });
+        }
+        if config.body_limit_bytes == 0 {
+            return Err(ServeError::InvalidConfig {
+                field: "body_limit_bytes",
+                message: "must be at least 1".into(),
+            });
+        }
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((config.host.as_str(), config.port))
+            .await
+            .map_err(|source| ServeError::Resolve { host: config.host.clone(), source })?
+            .collect();
+        if config.api_key.is_none() {
+            if let Some(addr) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+                return Err(ServeError::NonLoopbackWithoutKey {
+                    host: config.host.clone(),
+                    addr: *addr,
+                });
+            }
+        }
+        let listener = TcpListener::bind(addrs.as_slice()).await.map_err(|source| {
+            ServeError::Bind { host: config.host.clone(), port: config.port, source }
+        })?;
+        let state = AppState::loading(&config, attestation);
+        let local = listener.local_addr()?;
+        state.set_bind_addresses(vec![local.to_string()]);
+        tracing::info!(addr = %local, "listening");
+        Ok(Self { listener, state, config })
+    }
+
+    /// The address bound (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// The shared state; call [`AppState::install_backend`] on it once the model is loaded.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests
+    /// up to the configured deadline to finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let app = router(self.state.clone());
+        let triggered = Arc::new(tokio::sync::Notify::new());
+        let notify = triggered.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections; finishing in-flight requests");
+            notify.notify_one();
+        };
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(signal).into_future();
+        let deadline = self.config.shutdown_deadline;
+        tokio::select! {
+            result = server => result.map_err(ServeError::Io),
+            _ = async { triggered.notified().await; tokio::time::sleep(deadline).await } => {
+                tracing::warn!(?deadline, "shutdown deadline passed; dropping unfinished requests");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Serves `backend` until `shutdown` completes. Refuses to start under `local_only` with a
+/// remote backend, or on a non-loopback address without an API key.
+pub async fn serve(
+    config: ServeConfig,
+    backend: Arc<dyn ChatBackend>,
+    attestation: Option<ModelAttestationSource>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if let agentgen_core::Locality::Remote { endpoint } = &backend.info().locality {
+        if config.local_only {
+            return Err(ServeError::RemoteBackendRefused {
+                backend: backend.info().name.clone(),
+                endpoint: endpoint.clone(),
+            });
+        }
+    }
+    let server = Server::bind(config, attestation).await?;
+    server.state().install_backend(backend)?;
+    server.run(shutdown).await
+}
+
+/// Completes on Ctrl-C or (on Unix) SIGTERM: pass it to [`serve`] as the shutdown future.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

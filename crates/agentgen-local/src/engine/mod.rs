@@ -1,1 +1,401 @@
-//! The inference engine (work in progress).
+//! The in-process inference engine: [`LocalBackend`] runs a GGUF model with llama.cpp on a
+//! dedicated thread and serves agentgen's [`ChatBackend`] trait.
+//!
+//! One inference thread owns llama.cpp's model and context (they never cross threads);
+//! async callers send it jobs through a channel and read events back through a tokio channel.
+//! The thread batches concurrent requests together, reuses cached prompt prefixes across
+//! requests, and stops a request within one token when its caller goes away.
+
+mod chat;
+mod sampling;
+mod scheduler;
+mod text;
+mod worker;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Instant;
+
+use agentgen_core::{
+    BackendError, BackendInfo, Capabilities, ChatBackend, ChatMessage, ChatRequest, ChatResponse, ChatStream,
+    FinishReason, Locality, Timings, Usage,
+};
+use async_trait::async_trait;
+use futures::{Stream, StreamExt};
+use llguidance::api::TopLevelGrammar;
+use llguidance::{Matcher, ParserFactory};
+use tokio::sync::{mpsc, oneshot, OnceCell};
+
+pub use sampling::GenerateOptions;
+
+use crate::error::LocalError;
+use crate::format::{ChatFormat, PromptSegment};
+use worker::{Command, Event, Job, SharedStats};
+
+/// The context size used when the config leaves it open: the model's trained context, capped
+/// here so the KV cache stays a modest amount of memory.
+pub const DEFAULT_MAX_CONTEXT: u32 = 8192;
+
+/// The Jinja template used when a GGUF carries none (ChatML).
+const FALLBACK_TEMPLATE: &str = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+/// How to load and run a local model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalConfig {
+    /// The GGUF file.
+    pub model_path: PathBuf,
+    /// KV-cache size in tokens, shared by all slots; any one request may use all of it.
+    /// `None`: the model's trained context, at most [`DEFAULT_MAX_CONTEXT`].
+    pub context_size: Option<u32>,
+    /// CPU threads; `None`: the number of physical cores.
+    pub threads: Option<usize>,
+    /// Requests served at once (KV-cache sequences); more queue. Default 4.
+    pub slots: usize,
+    /// Most tokens evaluated in one batch. Default 512.
+    pub batch_size: u32,
+    /// The model id reported in responses; `None`: the file name without `.gguf`.
+    pub model_id: Option<String>,
+}
+
+impl LocalConfig {
+    /// Defaults for this model file.
+    pub fn new(model_path: impl Into<PathBuf>) -> Self {
+        Self {
+            model_path: model_path.into(),
+            context_size: None,
+            threads: None,
+            slots: 4,
+            batch_size: 512,
+            model_id: None,
+        }
+    }
+}
+
+/// A snapshot of the engine's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Prompt tokens evaluated by the model since load.
+    pub prompt_tokens_evaluated: u64,
+    /// Prompt tokens served from the KV cache instead.
+    pub prompt_tokens_cached: u64,
+    /// Tokens generated.
+    pub tokens_generated: u64,
+    /// Requests that ran to their end (stop, length), not counting cancelled or failed ones.
+    pub requests_finished: u64,
+    /// Slots serving a request right now.
+    pub busy_slots: usize,
+    /// Requests waiting for a slot.
+    pub queue_depth: usize,
+}
+
+impl EngineStats {
+    /// Share of prompt tokens served from the cache, 0–1.
+    pub fn cache_hit_ratio(&self) -> f64 {
+        let total = self.prompt_tokens_evaluated + self.prompt_tokens_cached;
+        if total == 0 {
+            0.0
+        } else {
+            self.prompt_tokens_cached as f64 / total as f64
+        }
+    }
+}
+
+/// Text generated from a raw prompt by [`LocalBackend::generate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// The text, stop sequence excluded.
+    pub text: String,
+    /// Why it ended: `Stop` (end of turn or stop sequence) or `Length`.
+    pub finish_reason: FinishReason,
+    /// Token counts.
+    pub usage: Usage,
+    /// How long it took.
+    pub timings: Timings,
+}
+
+/// A GGUF model served in-process. Cheap to clone: clones share one engine, which stops
+/// once every clone and every running request are gone.
+#[derive(Clone)]
+pub struct LocalBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: Sender<Command>,
+    info: BackendInfo,
+    config: LocalConfig,
+    model_size: u64,
+    n_ctx: u32,
+    format: Arc<ChatFormat>,
+    stats: Arc<SharedStats>,
+    parser_factory: OnceCell<Arc<ParserFactory>>,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for LocalBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalBackend")
+            .field("model", &self.inner.info.model)
+            .field("path", &self.inner.config.model_path)
+            .field("context_size", &self.inner.n_ctx)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalBackend {
+    /// Loads the model and starts its inference thread; blocks until the model is loaded.
+    ///
+    /// Errors: [`LocalError::ModelMissing`] when the file is absent, [`LocalError::NotGguf`]
+    /// when it is not a GGUF, [`LocalError::Load`] when llama.cpp rejects it,
+    /// [`LocalError::Context`] when the KV cache cannot be allocated.
+    pub fn load(config: LocalConfig) -> Result<Self, LocalError> {
+        if config.slots == 0 {
+            return Err(LocalError::Config("slots must be at least 1".into()));
+        }
+        if config.batch_size == 0 {
+            return Err(LocalError::Config("batch_size must be at least 1".into()));
+        }
+        worker::check_model_file(&config.model_path)?;
+        let model_size = std::fs::metadata(&config.model_path).map(|m| m.len()).unwrap_or(0);
+        let threads = config.threads.unwrap_or_else(num_cpus::get_physical);
+        let stats = Arc::new(SharedStats::default());
+        let (commands, info) = worker::spawn(config.clone(), threads, Arc::clone(&stats))?;
+        let template = info.chat_template.as_deref().unwrap_or_else(|| {
+            tracing::warn!("the model has no chat template; using ChatML");
+            FALLBACK_TEMPLATE
+        });
+        let format = ChatFormat::from_template(template, &info.bos_token, &info.eos_token)
+            .map_err(|e| LocalError::Template(e.to_string()))?;
+        let model = config.model_id.clone().unwrap_or_else(|| default_model_id(&config.model_path));
+        let backend_info = BackendInfo {
+            name: "local".into(),
+            model,
+            locality: Locality::Local,
+            capabilities: Capabilities {
+                tools: true,
+                constrained_tool_calls: true,
+                json_output: true,
+                streaming: true,
+                context_length: Some(info.n_ctx as usize),
+            },
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                commands,
+                info: backend_info,
+                config,
+                model_size,
+                n_ctx: info.n_ctx,
+                format: Arc::new(format),
+                stats,
+                parser_factory: OnceCell::new(),
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The GGUF file.
+    pub fn model_path(&self) -> &Path {
+        &self.inner.config.model_path
+    }
+
+    /// The GGUF file's size in bytes.
+    pub fn model_size(&self) -> u64 {
+        self.inner.model_size
+    }
+
+    /// The KV-cache size in tokens; the longest prompt plus answer one request can have.
+    pub fn context_size(&self) -> u32 {
+        self.inner.n_ctx
+    }
+
+    /// The configuration the engine was loaded with.
+    pub fn config(&self) -> &LocalConfig {
+        &self.inner.config
+    }
+
+    /// The model's chat format (template rendering, tool-call parsing, constraints).
+    pub fn chat_format(&self) -> &ChatFormat {
+        &self.inner.format
+    }
+
+    /// The engine's counters now.
+    pub fn stats(&self) -> EngineStats {
+        let s = &self.inner.stats;
+        EngineStats {
+            prompt_tokens_evaluated: s.prompt_tokens_evaluated.load(Ordering::Relaxed),
+            prompt_tokens_cached: s.prompt_tokens_cached.load(Ordering::Relaxed),
+            tokens_generated: s.tokens_generated.load(Ordering::Relaxed),
+            requests_finished: s.requests_finished.load(Ordering::Relaxed),
+            busy_slots: s.busy_slots.load(Ordering::Relaxed),
+            queue_depth: s.queue_depth.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Token ids of each prompt segment, tokenized as the engine does (template text with
+    /// control tokens, message text as plain text).
+    pub async fn tokenize(&self, segments: Vec<PromptSegment>) -> Result<Vec<Vec<i32>>, BackendError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Tokenize { segments, reply })?;
+        rx.await.map_err(|_| LocalError::EngineGone.into())
+    }
+
+    /// Generates from an already rendered prompt, optionally under an llguidance grammar.
+    pub async fn generate(
+        &self,
+        prompt: Vec<PromptSegment>,
+        options: GenerateOptions,
+        grammar: Option<TopLevelGrammar>,
+    ) -> Result<Generation, BackendError> {
+        let mut events = self.submit(prompt, options, grammar).await?;
+        let mut text = String::new();
+        loop {
+            match events.recv().await {
+                Some(Event::Text(t)) => text.push_str(&t),
+                Some(Event::Done(f)) => {
+                    return Ok(Generation { text, finish_reason: f.finish_reason, usage: f.usage, timings: f.timings })
+                }
+                Some(Event::Error(e)) => return Err(e),
+                None => return Err(LocalError::EngineGone.into()),
+            }
+        }
+    }
+
+    /// Like [`generate`](Self::generate), as a stream of text pieces ending with the
+    /// finished [`Generation`] (whose `text` is the whole text).
+    pub async fn generate_stream(
+        &self,
+        prompt: Vec<PromptSegment>,
+        options: GenerateOptions,
+        grammar: Option<TopLevelGrammar>,
+    ) -> Result<impl Stream<Item = Result<GenerationEvent, BackendError>> + Send + 'static, BackendError> {
+        let events = self.submit(prompt, options, grammar).await?;
+        Ok(futures::stream::unfold((events, String::new(), false), |(mut events, mut text, done)| async move {
+            if done {
+                return None;
+            }
+            let item = match events.recv().await {
+                Some(Event::Text(t)) => {
+                    text.push_str(&t);
+                    Ok(GenerationEvent::Text(t))
+                }
+                Some(Event::Done(f)) => {
+                    let text = std::mem::take(&mut text);
+                    let g = Generation { text, finish_reason: f.finish_reason, usage: f.usage, timings: f.timings };
+                    return Some((Ok(GenerationEvent::Done(g)), (events, String::new(), true)));
+                }
+                Some(Event::Error(e)) => return Some((Err(e), (events, text, true))),
+                None => return Some((Err(LocalError::EngineGone.into()), (events, text, true))),
+            };
+            Some((item, (events, text, false)))
+        }))
+    }
+
+    /// Queues a job and returns its event channel.
+    async fn submit(
+        &self,
+        prompt: Vec<PromptSegment>,
+        options: GenerateOptions,
+        grammar: Option<TopLevelGrammar>,
+    ) -> Result<mpsc::UnboundedReceiver<Event>, BackendError> {
+        let arrived = Instant::now();
+        options.validate()?;
+        let matcher = match grammar {
+            Some(g) => Some(self.matcher(g).await?),
+            None => None,
+        };
+        let (events, rx) = mpsc::unbounded_channel();
+        self.send(Command::Generate(Box::new(Job { prompt, options, matcher, events, arrived })))?;
+        Ok(rx)
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), BackendError> {
+        self.inner.commands.send(cmd).map_err(|_| LocalError::EngineGone.into())
+    }
+
+    /// A matcher for this grammar, built against the model's vocabulary.
+    async fn matcher(&self, grammar: TopLevelGrammar) -> Result<Matcher, BackendError> {
+        let factory = self
+            .inner
+            .parser_factory
+            .get_or_try_init(|| async {
+                let (reply, rx) = oneshot::channel();
+                self.send(Command::TokEnv { reply })?;
+                let env = rx.await.map_err(|_| BackendError::from(LocalError::EngineGone))?;
+                let factory = tokio::task::spawn_blocking(move || {
+                    let mut factory = ParserFactory::new_simple(&env).map_err(|e| e.to_string())?;
+                    factory.quiet();
+                    Ok::<_, String>(Arc::new(factory))
+                })
+                .await
+                .map_err(|e| BackendError::Internal(format!("building the grammar engine: {e}")))?
+                .map_err(|e| BackendError::Internal(format!("building the grammar engine: {e}")))?;
+                Ok::<_, BackendError>(factory)
+            })
+            .await?
+            .clone();
+        let matcher = tokio::task::spawn_blocking(move || Matcher::new(factory.create_parser(grammar)))
+            .await
+            .map_err(|e| BackendError::Internal(format!("compiling the output constraint: {e}")))?;
+        match matcher.get_error() {
+            Some(e) => Err(BackendError::invalid_param(format!("the output constraint cannot be compiled: {e}"), "response_format")),
+            None => Ok(matcher),
+        }
+    }
+
+    fn next_id(&self) -> String {
+        format!("chatcmpl-local-{}", self.inner.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// One item of [`LocalBackend::generate_stream`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenerationEvent {
+    /// More text.
+    Text(String),
+    /// The end, with the whole text, usage and timings.
+    Done(Generation),
+}
+
+fn default_model_id(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".gguf").to_owned())
+        .unwrap_or_else(|| "local".into())
+}
+
+#[async_trait]
+impl ChatBackend for LocalBackend {
+    fn info(&self) -> &BackendInfo {
+        &self.inner.info
+    }
+
+    async fn complete(&self, req: ChatRequest) -> Result<ChatResponse, BackendError> {
+        let prepared = chat::prepare(&self.inner.format, &req)?;
+        let generation =
+            self.generate(prepared.prompt.clone(), prepared.options.clone(), prepared.grammar.clone()).await?;
+        chat::response(&self.inner.format, &req, &prepared, generation, self.next_id(), &self.inner.info.model)
+    }
+
+    async fn stream(&self, req: ChatRequest) -> Result<ChatStream, BackendError> {
+        let prepared = chat::prepare(&self.inner.format, &req)?;
+        let events =
+            self.submit(prepared.prompt.clone(), prepared.options.clone(), prepared.grammar.clone()).await?;
+        let state = chat::StreamState::new(
+            Arc::clone(&self.inner.format),
+            req,
+            prepared,
+            events,
+            self.next_id(),
+            self.inner.info.model.clone(),
+        );
+        Ok(chat::into_stream(state).boxed())
+    }
+
+    async fn count_tokens(&self, messages: &[ChatMessage]) -> Result<Option<usize>, BackendError> {
+        let segments = self.inner.format.render(&ChatRequest::new(messages.to_vec()))?;
+        let tokens = self.tokenize(segments).await?;
+        Ok(Some(tokens.iter().map(Vec::len).sum()))
+    }
+}

@@ -142,7 +142,10 @@ mod tests {
         let e = FormatError::InvalidToolSchema { tool: "add".into(), reason: "x".into() };
         assert!(e.is_invalid_request());
         assert_eq!(param(e).as_deref(), Some("tools"));
-        assert_eq!(param(FormatError::UnknownTool { name: "f".into() }).as_deref(), Some("tool_choice"));
+        assert_eq!(
+            param(FormatError::UnknownTool { name: "f".into() }).as_deref(),
+            Some("tool_choice")
+        );
         assert_eq!(
             param(FormatError::InvalidResponseSchema { reason: "r".into() }).as_deref(),
             Some("response_format")

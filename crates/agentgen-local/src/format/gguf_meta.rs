@@ -130,7 +130,8 @@ pub fn is_gguf(path: impl AsRef<Path>) -> bool {
 /// does not start with the GGUF magic, [`FormatError::Gguf`] when the header is malformed.
 pub fn read_gguf_metadata(path: impl AsRef<Path>) -> Result<GgufMeta, FormatError> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| FormatError::Io { path: path.to_owned(), source: e })?;
+    let file =
+        File::open(path).map_err(|e| FormatError::Io { path: path.to_owned(), source: e })?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     let mut r = Reader { inner: BufReader::new(file), path: path.to_owned(), left: len };
     let mut magic = [0u8; 4];

@@ -1,0 +1,400 @@
+//! `agentgen-bench` (run through `cargo xtask bench`): agentgen's backends side by side on this
+//! machine. Prints tables (a progress bar while it runs), writes `results.json` and PNG charts.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use agentgen_core::ChatBackend;
+use agentgen_groq::{OpenAiBackend, OpenAiConfig, GROQ_API_KEY_VAR};
+use agentgen_local::catalog::Catalog;
+use agentgen_local::engine::{LocalBackend, LocalConfig};
+use benches::llama_bench;
+use benches::machine::Machine;
+use benches::report::{
+    BackendRow, LlamaBenchResult, ModelThroughput, Ratio, Results, RunConfig, Section,
+};
+use benches::workloads::{self, InProcessServer, Plan};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Benchmark agentgen's backends on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask bench")]
+struct Args {
+    /// Small sizes and two runs per figure: a few minutes on two cores.
+    #[arg(long)]
+    quick: bool,
+    /// The GGUF to run (default: $AGENTGEN_TEST_MODEL, else the default model in the cache).
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// Inference threads (default: the physical cores), also given to llama-bench.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// The engine's parallel slots, also the server's concurrent generations.
+    #[arg(long, default_value_t = 4)]
+    slots: usize,
+    /// Measured runs per figure (default: 2 with --quick, else 5).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Another OpenAI-compatible base URL to compare (llama-server, Ollama, vLLM…), e.g.
+    /// http://127.0.0.1:8081/v1. Repeatable.
+    #[arg(long, value_name = "URL")]
+    compare: Vec<String>,
+    /// The model id to ask --compare servers for (default: the first one they list).
+    #[arg(long, value_name = "ID")]
+    compare_model: Option<String>,
+    /// Bearer key for --compare servers.
+    #[arg(long, value_name = "KEY", env = "AGENTGEN_COMPARE_API_KEY", hide_env_values = true)]
+    compare_key: Option<String>,
+    /// Groq model for the Groq column (runs only when GROQ_API_KEY is set).
+    #[arg(long, default_value = "llama-3.1-8b-instant")]
+    groq_model: String,
+    /// llama.cpp's llama-bench binary (default: llama-bench on PATH, else skipped).
+    #[arg(long, value_name = "PATH")]
+    llama_bench: Option<PathBuf>,
+    /// Output folder (default: <workspace>/target/bench).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agentgen-bench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Progress bar plus a plain log line per phase when stderr is not a terminal.
+struct Progress(ProgressBar);
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self(bar)
+    }
+    fn phase(&self, msg: &str) {
+        if self.0.is_hidden() {
+            eprintln!("agentgen-bench: {msg}");
+        }
+        self.0.set_message(msg.to_owned());
+    }
+    fn tick(&self) {
+        self.0.inc(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), BoxError> {
+    let mut plan = Plan::new(args.quick);
+    if let Some(runs) = args.runs {
+        plan.runs = runs.max(1);
+    }
+    let machine = Machine::detect();
+    let threads = args.threads.or(machine.physical_cores).unwrap_or(machine.logical_cpus).max(1);
+    let model_path = match args.model {
+        Some(p) => p,
+        None => agentgen_local::cache::test_model_path()?,
+    };
+    let model_file =
+        model_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let model_id = catalog_id(&model_file);
+    let out_dir = args.out.clone().unwrap_or_else(default_out_dir);
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let llama_bench_bin = args.llama_bench.clone().or_else(llama_bench::find_on_path);
+    let groq_key = std::env::var(GROQ_API_KEY_VAR).ok().filter(|k| !k.trim().is_empty());
+
+    let per = (plan.warmup + plan.runs) as u64;
+    let backends_n = 2 + u64::from(groq_key.is_some()) + args.compare.len() as u64;
+    let total = plan.prompt_lengths.len() as u64 * per
+        + (plan.runs * plan.team_messages) as u64
+        + plan.clients.len() as u64 * per
+        + backends_n * per
+        + u64::from(llama_bench_bin.is_some());
+    eprintln!("agentgen-bench: {} on {}", model_file, machine.summary());
+    let progress = Progress::new(total);
+
+    progress.phase("loading the model");
+    let mut config = LocalConfig::new(&model_path);
+    config.threads = Some(threads);
+    config.slots = args.slots.max(1);
+    let local = Arc::new(LocalBackend::load(config)?);
+    let context_size = local.context_size();
+
+    progress.phase("(a) one completion at several prompt lengths");
+    let mut completion = Vec::new();
+    for len in &plan.prompt_lengths {
+        completion.push(
+            workloads::completion_row(local.as_ref(), &plan, *len, || progress.tick()).await?,
+        );
+    }
+
+    progress.phase("(b) agent team: 3 agents x 12 messages");
+    let stats_source = local.clone();
+    let evaluated = move || stats_source.stats().prompt_tokens_evaluated;
+    let team = workloads::team(local.as_ref(), &plan, Some(&evaluated), || progress.tick()).await?;
+
+    progress.phase("(c) server with concurrent clients");
+    let served_model = local.info().model.clone();
+    let server = InProcessServer::start(local.clone(), args.slots.max(1)).await?;
+    let client = Arc::new(server.client(&served_model)?);
+    let mut server_rows = Vec::new();
+    for clients in &plan.clients {
+        server_rows.push(
+            workloads::server_level(client.clone(), &plan, *clients, || progress.tick()).await?,
+        );
+    }
+
+    progress.phase("(d, e) backends side by side");
+    let mut backends = Vec::new();
+    backends.push(
+        workloads::backend_row(
+            "agentgen (in-process)",
+            &served_model,
+            None,
+            local.as_ref(),
+            &plan,
+            || progress.tick(),
+        )
+        .await?,
+    );
+    backends.push(
+        workloads::backend_row(
+            "agentgen serve (HTTP)",
+            &served_model,
+            Some(server.base_url.clone()),
+            client.as_ref(),
+            &plan,
+            || progress.tick(),
+        )
+        .await?,
+    );
+    server.stop().await?;
+
+    let groq = match groq_key {
+        None => Section::skipped(format!("{GROQ_API_KEY_VAR} is not set")),
+        Some(key) => {
+            progress.phase("(d) Groq");
+            let row = match OpenAiBackend::new(
+                OpenAiConfig::groq(&args.groq_model).with_api_key(key).with_max_retries(0),
+            ) {
+                Ok(groq) => workloads::backend_row(
+                    "groq",
+                    &args.groq_model,
+                    Some(groq.config().base_url.clone()),
+                    &groq,
+                    &plan,
+                    || progress.tick(),
+                )
+                .await
+                .unwrap_or_else(|e| failed_row("groq", &args.groq_model, &e)),
+                Err(e) => failed_row("groq", &args.groq_model, &e),
+            };
+            let section = match &row.skipped {
+                Some(why) => Section::skipped(why.clone()),
+                None => Section::Done(row.clone()),
+            };
+            backends.push(row);
+            section
+        }
+    };
+    if groq_is_skipped(&groq) && !backends.iter().any(|b| b.name == "groq") {
+        backends.push(BackendRow::skipped(
+            "groq",
+            &args.groq_model,
+            format!("{GROQ_API_KEY_VAR} is not set"),
+        ));
+    }
+
+    for url in &args.compare {
+        progress.phase(&format!("(e) compare {url}"));
+        backends.push(
+            compare_row(
+                url,
+                args.compare_model.as_deref(),
+                args.compare_key.clone(),
+                &plan,
+                &progress,
+            )
+            .await,
+        );
+    }
+
+    let llama = match &llama_bench_bin {
+        None => Section::skipped("llama-bench not found on PATH; give it with --llama-bench PATH"),
+        Some(bin) => {
+            progress.phase("(f) llama.cpp llama-bench");
+            let pp = nearest(&plan.prompt_lengths, 512) as u32;
+            let result =
+                llama_bench::run(bin, &model_path, threads, pp, plan.gen_tokens, plan.runs);
+            progress.tick();
+            match result {
+                Ok(tests) => Section::Done(ratios(bin, tests, &completion)),
+                Err(e) => Section::skipped(format!("llama-bench failed: {e}")),
+            }
+        }
+    };
+    progress.0.finish_and_clear();
+
+    let shortest = completion.first().ok_or("no completion rows")?;
+    let longest = completion.last().ok_or("no completion rows")?;
+    let mut models = std::collections::BTreeMap::new();
+    models.insert(
+        model_id.clone(),
+        ModelThroughput {
+            decode_tokens_per_s: shortest.decode_tokens_per_s.median,
+            prompt_tokens_per_s: longest.prompt_tokens_per_s.median,
+        },
+    );
+    let mut results = Results {
+        schema: 1,
+        generated_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        quick: args.quick,
+        machine,
+        config: RunConfig {
+            model_id,
+            model_file,
+            model_bytes: std::fs::metadata(&model_path).map_or(0, |m| m.len()),
+            threads,
+            runs: plan.runs,
+            warmup: plan.warmup,
+            context_size,
+            slots: args.slots.max(1),
+        },
+        completion,
+        team,
+        server: server_rows,
+        backends,
+        groq,
+        llama_bench: llama,
+        models,
+        charts: Vec::new(),
+    };
+    results.charts = benches::charts::write_all(&results, &out_dir)?;
+    let json_path = out_dir.join("results.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)
+        .map_err(|e| format!("cannot write {}: {e}", json_path.display()))?;
+    println!("{}", results.render());
+    println!(
+        "wrote {} and {} charts in {}",
+        json_path.display(),
+        results.charts.len(),
+        out_dir.display()
+    );
+    Ok(())
+}
+
+fn groq_is_skipped(s: &Section<BackendRow>) -> bool {
+    matches!(s, Section::Skipped { .. })
+}
+
+fn failed_row(name: &str, model: &str, e: &dyn std::fmt::Display) -> BackendRow {
+    eprintln!("agentgen-bench: {name} failed: {e}");
+    BackendRow::skipped(name, model, format!("failed: {e}"))
+}
+
+/// (e) One `--compare` URL: its model is `--compare-model` or the first it lists.
+async fn compare_row(
+    url: &str,
+    model: Option<&str>,
+    key: Option<String>,
+    plan: &Plan,
+    progress: &Progress,
+) -> BackendRow {
+    let name = format!("compare {url}");
+    let model = match model {
+        Some(m) => m.to_owned(),
+        None => match workloads::http_client(url, "default", key.clone()) {
+            Ok(c) => match c.list_models().await {
+                Ok(list) => list.first().map_or_else(|| "default".to_owned(), |m| m.id.clone()),
+                Err(e) => return failed_row(&name, "?", &e),
+            },
+            Err(e) => return failed_row(&name, "?", &e),
+        },
+    };
+    match workloads::http_client(url, &model, key) {
+        Ok(client) => {
+            workloads::backend_row(&name, &model, Some(url.to_owned()), &client, plan, || {
+                progress.tick()
+            })
+            .await
+            .unwrap_or_else(|e| failed_row(&name, &model, &e))
+        }
+        Err(e) => failed_row(&name, &model, &e),
+    }
+}
+
+/// Ours / theirs: prompt speed at the prompt length nearest theirs, decode at the shortest prompt.
+fn ratios(
+    bin: &Path,
+    tests: Vec<llama_bench::LlamaTest>,
+    completion: &[benches::report::CompletionRow],
+) -> LlamaBenchResult {
+    let mut ratios = Vec::new();
+    for t in &tests {
+        let ours = if t.name.starts_with("pp") {
+            completion
+                .iter()
+                .min_by_key(|r| (i64::from(r.prompt_tokens) - t.tokens as i64).abs())
+                .map(|r| r.prompt_tokens_per_s.median)
+        } else if t.name.starts_with("tg") {
+            completion.first().map(|r| r.decode_tokens_per_s.median)
+        } else {
+            None
+        };
+        if let Some(ours) = ours {
+            let theirs = t.tokens_per_s.median;
+            ratios.push(Ratio {
+                test: t.name.clone(),
+                ours,
+                theirs,
+                ratio: if theirs > 0.0 { ours / theirs } else { 0.0 },
+            });
+        }
+    }
+    LlamaBenchResult { binary: bin.display().to_string(), tests, ratios }
+}
+
+fn nearest(values: &[usize], target: usize) -> usize {
+    values.iter().copied().min_by_key(|v| v.abs_diff(target)).unwrap_or(target)
+}
+
+/// The catalog id of a GGUF file name, or the name without `.gguf`.
+fn catalog_id(file: &str) -> String {
+    Catalog::builtin()
+        .models
+        .iter()
+        .find(|m| m.quantisations.iter().any(|q| q.file == file))
+        .map(|m| m.id.clone())
+        .unwrap_or_else(|| file.trim_end_matches(".gguf").to_owned())
+}
+
+/// `$CARGO_TARGET_DIR/bench`, else the workspace's `target/bench`.
+fn default_out_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir).join("bench"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("bench"),
+    }
+}

@@ -1,0 +1,271 @@
+//! Turns [`Settings`] into a [`ChatBackend`]: the local engine (pulling the model first when it
+//! is missing), Groq, or any OpenAI-compatible endpoint — each behind its Cargo feature, with a
+//! clear error when this binary was built without it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use agentgen_core::ChatBackend;
+
+use crate::config::{BackendKind, Settings};
+use crate::error::{CliError, CliResult};
+
+/// What to build: a backend kind and an optional model.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BackendChoice {
+    /// Where the model runs.
+    pub kind: BackendKind,
+    /// Model name, id or path; `None` is the backend's default.
+    pub model: Option<String>,
+}
+
+impl BackendChoice {
+    /// The configured choice.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self { kind: settings.backend, model: settings.model.clone() }
+    }
+}
+
+/// Builds backends once per choice, so agents sharing a model share one engine.
+#[derive(Default)]
+pub struct BackendPool {
+    built: HashMap<BackendChoice, Arc<dyn ChatBackend>>,
+    /// Refuse to download a missing local model.
+    pub no_pull: bool,
+}
+
+impl std::fmt::Debug for BackendPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendPool").field("built", &self.built.keys()).finish()
+    }
+}
+
+impl BackendPool {
+    /// An empty pool.
+    pub fn new(no_pull: bool) -> Self {
+        Self { built: HashMap::new(), no_pull }
+    }
+
+    /// The backend for `choice`, built on first use.
+    pub async fn get(
+        &mut self,
+        settings: &Settings,
+        choice: &BackendChoice,
+    ) -> CliResult<Arc<dyn ChatBackend>> {
+        if let Some(b) = self.built.get(choice) {
+            return Ok(Arc::clone(b));
+        }
+        let backend = build(settings, choice, self.no_pull).await?;
+        self.built.insert(choice.clone(), Arc::clone(&backend));
+        Ok(backend)
+    }
+}
+
+/// Checks what can be checked without building: the feature is compiled in and an API key is
+/// there. Cheap, so callers run it before anything slow.
+pub fn preflight(settings: &Settings, choice: &BackendChoice) -> CliResult {
+    match choice.kind {
+        BackendKind::Local => {
+            if !cfg!(feature = "local") {
+                return Err(CliError::FeatureMissing { feature: "local", what: "backend" });
+            }
+            #[cfg(feature = "local")]
+            local::resolve(choice.model.as_deref())?;
+        }
+        BackendKind::Groq | BackendKind::OpenAi => {
+            if !cfg!(feature = "groq") {
+                return Err(CliError::FeatureMissing { feature: "groq", what: "backend" });
+            }
+            if choice.kind == BackendKind::Groq && settings.groq.api_key.is_none() {
+                return Err(CliError::MissingApiKey { backend: "groq", env: "GROQ_API_KEY" });
+            }
+            if choice.kind == BackendKind::OpenAi && settings.base_url.is_none() {
+                return Err(CliError::Config(
+                    "--backend openai needs --base-url (or base_url in agentgen.toml / \
+                     AGENTGEN_BASE_URL), e.g. http://127.0.0.1:8080/v1"
+                        .into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Builds one backend.
+pub async fn build(
+    settings: &Settings,
+    choice: &BackendChoice,
+    no_pull: bool,
+) -> CliResult<Arc<dyn ChatBackend>> {
+    preflight(settings, choice)?;
+    let _ = no_pull;
+    match choice.kind {
+        #[cfg(feature = "local")]
+        BackendKind::Local => local::build(settings, choice.model.as_deref(), no_pull).await,
+        #[cfg(feature = "groq")]
+        BackendKind::Groq | BackendKind::OpenAi => remote::build(settings, choice),
+        #[allow(unreachable_patterns)]
+        _ => Err(CliError::Failed(format!("backend {} is not available", choice.kind))),
+    }
+}
+
+#[cfg(feature = "local")]
+pub mod local {
+    //! The in-process engine.
+
+    use std::sync::Arc;
+
+    use agentgen_core::ChatBackend;
+    use agentgen_local::cache::ModelCache;
+    use agentgen_local::catalog::{default_model, Catalog};
+    use agentgen_local::{LocalBackend, LocalConfig};
+
+    use std::path::{Path, PathBuf};
+
+    use crate::config::Settings;
+    use crate::error::{CliError, CliResult};
+
+    /// Where a local model comes from.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum LocalModel {
+        /// A GGUF path given directly.
+        Path(PathBuf),
+        /// A catalog entry and the cache path of its default quantisation.
+        Catalog {
+            /// The catalog id.
+            id: String,
+            /// Where the file is (or will be) in the cache.
+            path: PathBuf,
+        },
+    }
+
+    impl LocalModel {
+        /// The file.
+        pub fn path(&self) -> &Path {
+            match self {
+                Self::Path(p) | Self::Catalog { path: p, .. } => p,
+            }
+        }
+    }
+
+    /// Whether `--model` names a GGUF file rather than a catalog entry.
+    pub fn is_model_path(model: &str) -> bool {
+        let p = Path::new(model);
+        model.ends_with(".gguf") || (p.components().count() > 1 && p.exists())
+    }
+
+    /// Resolves `--model` for the local backend: a GGUF path, a catalog name, or the default.
+    pub fn resolve(model: Option<&str>) -> CliResult<LocalModel> {
+        if let Some(m) = model {
+            if is_model_path(m) {
+                return Ok(LocalModel::Path(m.into()));
+            }
+        }
+        let catalog = Catalog::builtin();
+        let entry = match model {
+            None => default_model(),
+            Some(name) => catalog.get(name).ok_or_else(|| CliError::UnknownModel {
+                name: name.to_owned(),
+                known: catalog
+                    .models
+                    .iter()
+                    .filter(|m| m.has_local_source())
+                    .map(|m| m.id.clone())
+                    .collect(),
+            })?,
+        };
+        let quant = entry.quant(None).filter(|_| entry.llama_cpp_cpu).ok_or_else(|| {
+            CliError::Config(format!(
+                "model `{}` has no GGUF that runs on the CPU; see `agentgen models`",
+                entry.id
+            ))
+        })?;
+        Ok(LocalModel::Catalog {
+            id: entry.id.clone(),
+            path: ModelCache::from_env().path_for(&quant.file),
+        })
+    }
+
+    /// Loads the model (pulling it first when allowed) on a blocking thread.
+    pub async fn build(
+        settings: &Settings,
+        model: Option<&str>,
+        no_pull: bool,
+    ) -> CliResult<Arc<dyn ChatBackend>> {
+        let resolved = resolve(model)?;
+        if !resolved.path().is_file() {
+            match &resolved {
+                LocalModel::Path(p) => {
+                    return Err(CliError::Backend(agentgen_core::BackendError::ModelFile(format!(
+                        "{} does not exist",
+                        p.display()
+                    ))))
+                }
+                LocalModel::Catalog { id, path } if no_pull => {
+                    return Err(CliError::ModelMissing { path: path.clone(), name: id.clone() })
+                }
+                LocalModel::Catalog { id, .. } => {
+                    eprintln!("model {id} is not in the cache; pulling it first");
+                    let id = id.clone();
+                    tokio::task::spawn_blocking(move || crate::commands::pull::pull_model(&id))
+                        .await
+                        .map_err(|e| CliError::Failed(format!("pull task: {e}")))??;
+                }
+            }
+        }
+        let mut config = LocalConfig::new(resolved.path());
+        config.threads = settings.local.threads;
+        config.context_size = settings.local.context_length;
+        if let LocalModel::Catalog { id, .. } = &resolved {
+            config.model_id = Some(id.clone());
+        }
+        tracing::info!(path = %resolved.path().display(), "loading local model");
+        let backend = tokio::task::spawn_blocking(move || LocalBackend::load(config))
+            .await
+            .map_err(|e| CliError::Failed(format!("model loading task: {e}")))?
+            .map_err(|e| CliError::Backend(e.into()))?;
+        Ok(Arc::new(backend))
+    }
+}
+
+#[cfg(feature = "groq")]
+mod remote {
+    //! Groq and OpenAI-compatible endpoints.
+
+    use std::sync::Arc;
+
+    use agentgen_core::ChatBackend;
+    use agentgen_groq::{OpenAiBackend, OpenAiConfig};
+
+    use super::BackendChoice;
+    use crate::config::{BackendKind, Settings, DEFAULT_GROQ_MODEL};
+    use crate::error::{CliError, CliResult};
+
+    pub fn build(settings: &Settings, choice: &BackendChoice) -> CliResult<Arc<dyn ChatBackend>> {
+        let mut config = match choice.kind {
+            BackendKind::Groq => {
+                let mut c =
+                    OpenAiConfig::groq(choice.model.as_deref().unwrap_or(DEFAULT_GROQ_MODEL));
+                if let Some(url) = &settings.base_url {
+                    c = c.with_base_url(url.as_str());
+                }
+                if let Some(key) = &settings.groq.api_key {
+                    c = c.with_api_key(key.expose());
+                }
+                c
+            }
+            _ => {
+                let url = settings.base_url.clone().unwrap_or_default();
+                let mut c =
+                    OpenAiConfig::compatible(url, choice.model.as_deref().unwrap_or("default"));
+                if let Some(key) = &settings.openai.api_key {
+                    c = c.with_api_key(key.expose());
+                }
+                c
+            }
+        };
+        config.context_length = settings.local.context_length.map(|c| c as usize);
+        let backend = OpenAiBackend::new(config).map_err(|e| CliError::Config(e.to_string()))?;
+        Ok(Arc::new(backend))
+    }
+}

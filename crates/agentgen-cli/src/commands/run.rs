@@ -1,0 +1,248 @@
+//! `agentgen run TASK`: builds the team from a team file (or the built-in writer + reviewer),
+//! streams its events to stdout under each speaker's name, then prints a one-line summary.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use agentgen_core::agent::{AgentError, AssistantAgent, ChatAgent};
+use agentgen_core::events::StreamItem;
+use agentgen_core::team::{RoundRobinGroupChat, SelectorGroupChat, Swarm, Team};
+use agentgen_core::termination::Termination;
+use agentgen_core::{CancellationToken, ChatBackend};
+use futures::StreamExt;
+
+use crate::backends::{self, BackendChoice, BackendPool};
+use crate::cli::RunArgs;
+use crate::config::Settings;
+use crate::error::{CliError, CliResult};
+use crate::output::Printer;
+use crate::team::{TeamKind, TeamSpec};
+
+/// Runs `agentgen run`.
+pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
+    let spec = match &args.team {
+        Some(path) => TeamSpec::from_file(path)?,
+        None => TeamSpec::builtin(),
+    };
+
+    // Every agent's backend is checked (feature, key, model name) before any model loads.
+    let choices = agent_choices(&spec, settings)?;
+    for choice in &choices {
+        backends::preflight(settings, choice)?;
+    }
+    let mut pool = BackendPool::new(args.backend.no_pull);
+    let mut agent_backends = Vec::with_capacity(choices.len());
+    for choice in &choices {
+        agent_backends.push(pool.get(settings, choice).await?);
+    }
+    let selector = match spec.team.kind {
+        TeamKind::Selector => {
+            Some(pool.get(settings, &BackendChoice::from_settings(settings)).await?)
+        }
+        _ => None,
+    };
+    let max_messages = args
+        .max_messages
+        .or_else(|| spec.termination.max_messages.as_ref().map(|m| *m.get_ref()))
+        .unwrap_or(settings.run.max_messages);
+    let mut team = build_team(&spec, agent_backends, selector, max_messages, settings)?;
+
+    let started = Instant::now();
+    let mut printer = Printer::new(std::io::stdout(), args.json);
+    let mut stream = team.run_stream(args.task.as_str().into(), CancellationToken::new());
+    while let Some(item) = stream.next().await {
+        match item.map_err(agent_error)? {
+            StreamItem::Event(event) => {
+                printer.event(&event).map_err(|e| CliError::io("writing to stdout", e))?
+            }
+            StreamItem::Done(result) => printer
+                .summary(&result, started.elapsed())
+                .map_err(|e| CliError::io("writing to stdout", e))?,
+        }
+    }
+    Ok(())
+}
+
+/// The backend each agent runs on: its own `backend`/`model` from the team file, else the
+/// configured ones.
+pub fn agent_choices(spec: &TeamSpec, settings: &Settings) -> CliResult<Vec<BackendChoice>> {
+    spec.agents
+        .iter()
+        .map(|a| {
+            let kind = match &a.backend {
+                Some(b) => b.get_ref().parse()?,
+                None => settings.backend,
+            };
+            // The configured model belongs to the configured backend.
+            let model = a
+                .model
+                .clone()
+                .or_else(|| (kind == settings.backend).then(|| settings.model.clone()).flatten());
+            Ok(BackendChoice { kind, model })
+        })
+        .collect()
+}
+
+/// Builds the team a spec describes, one backend per agent (in order), plus the selector's
+/// model for selector teams.
+pub fn build_team(
+    spec: &TeamSpec,
+    agent_backends: Vec<Arc<dyn ChatBackend>>,
+    selector: Option<Arc<dyn ChatBackend>>,
+    max_messages: usize,
+    settings: &Settings,
+) -> CliResult<Box<dyn Team>> {
+    let mut agents: Vec<Box<dyn ChatAgent>> = Vec::new();
+    for (a, backend) in spec.agents.iter().zip(agent_backends) {
+        let mut agent = AssistantAgent::new(a.name.get_ref().clone(), backend)
+            .with_system_message(a.system_message.clone())
+            .with_streaming(true);
+        if let Some(d) = &a.description {
+            agent = agent.with_description(d.clone());
+        }
+        agent = agent.with_request_defaults(agentgen_core::ChatRequest {
+            max_tokens: settings.run.max_tokens,
+            seed: settings.run.seed,
+            temperature: settings.run.temperature,
+            ..agentgen_core::ChatRequest::default()
+        });
+        for tool in &a.tools {
+            let tool = crate::tools::builtin(tool.get_ref())
+                .ok_or_else(|| CliError::Config(format!("unknown tool `{}`", tool.get_ref())))?;
+            agent = agent.with_tool_arc(tool).map_err(|e| CliError::Config(e.to_string()))?;
+        }
+        for target in &a.handoffs {
+            agent = agent.with_handoff(target.get_ref().as_str());
+        }
+        agents.push(Box::new(agent));
+    }
+
+    let mut termination = Termination::max_messages(max_messages);
+    if let Some(text) = &spec.termination.text_mention {
+        termination = termination | Termination::text_mention(text.get_ref().clone());
+    }
+    Ok(match spec.team.kind {
+        TeamKind::RoundRobin => Box::new(
+            RoundRobinGroupChat::new(agents).map_err(agent_error)?.with_termination(termination),
+        ),
+        TeamKind::Selector => {
+            let selector = selector.ok_or_else(|| {
+                CliError::Config("a selector team needs a model to select speakers".into())
+            })?;
+            Box::new(
+                SelectorGroupChat::new(agents, selector)
+                    .map_err(agent_error)?
+                    .with_allow_repeated_speaker(spec.team.allow_repeated_speaker)
+                    .with_termination(termination),
+            )
+        }
+        TeamKind::Swarm => {
+            Box::new(Swarm::new(agents).map_err(agent_error)?.with_termination(termination))
+        }
+    })
+}
+
+fn agent_error(e: AgentError) -> CliError {
+    match e {
+        AgentError::Backend(b) => CliError::Backend(b),
+        AgentError::Config(m) => CliError::Config(m),
+        other => CliError::Failed(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use agentgen_core::testing::{Reply, ScriptedBackend};
+
+    use super::*;
+    use crate::config::{load, Overrides, Sources};
+
+    fn settings() -> Settings {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = Sources { work_dir: Some(dir.path().to_owned()), ..Sources::default() };
+        load(&sources, &Overrides::default()).unwrap()
+    }
+
+    fn spec(text: &str) -> TeamSpec {
+        TeamSpec::parse(text, Path::new("t.toml")).unwrap()
+    }
+
+    async fn sources_of(team: &mut Box<dyn Team>, task: &str) -> Vec<String> {
+        let result = team.run(task.into()).await.unwrap();
+        result.messages.iter().map(|m| m.source.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn the_builtin_team_stops_when_the_reviewer_approves() {
+        let writer: Arc<dyn ChatBackend> =
+            Arc::new(ScriptedBackend::with_texts(["draft", "draft 2"]));
+        let reviewer: Arc<dyn ChatBackend> =
+            Arc::new(ScriptedBackend::with_texts(["shorter please", "APPROVE"]));
+        let mut team =
+            build_team(&TeamSpec::builtin(), vec![writer, reviewer], None, 10, &settings())
+                .unwrap();
+        assert_eq!(
+            sources_of(&mut team, "task").await,
+            ["user", "writer", "reviewer", "writer", "reviewer"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_swarm_team_file_hands_off_through_the_tool() {
+        let spec = spec(
+            "[team]\ntype = \"swarm\"\n[termination]\nmax_messages = 5\ntext_mention = \"DONE\"\n\
+             [[agents]]\nname = \"triage\"\nsystem_message = \"route\"\nhandoffs = [\"solver\"]\n\
+             [[agents]]\nname = \"solver\"\nsystem_message = \"solve\"\ntools = [\"add\"]\n",
+        );
+        let triage: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::with_replies([Reply::call(
+            "h1",
+            "transfer_to_solver",
+            "{}",
+        )]));
+        let solver: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::with_replies([
+            Reply::call("c1", "add", r#"{"a": 2, "b": 3}"#),
+            Reply::text("5. DONE"),
+        ]));
+        let mut team = build_team(&spec, vec![triage, solver], None, 5, &settings()).unwrap();
+        let sources = sources_of(&mut team, "2+3?").await;
+        assert_eq!(sources.first().map(String::as_str), Some("user"));
+        assert_eq!(sources.last().map(String::as_str), Some("solver"), "{sources:?}");
+        assert!(sources.contains(&"triage".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_selector_team_asks_its_model_who_speaks() {
+        let spec = spec(
+            "[team]\ntype = \"selector\"\n[termination]\nmax_messages = 2\n\
+             [[agents]]\nname = \"alice\"\nsystem_message = \"a\"\n\
+             [[agents]]\nname = \"bob\"\nsystem_message = \"b\"\n",
+        );
+        let alice: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::with_texts(["from alice"]));
+        let bob: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::with_texts(["from bob"]));
+        let selector = Arc::new(ScriptedBackend::with_texts(["bob"]));
+        let mut team =
+            build_team(&spec, vec![alice, bob], Some(selector.clone()), 2, &settings()).unwrap();
+        assert_eq!(sources_of(&mut team, "hi").await, ["user", "bob"]);
+        assert_eq!(selector.request_count(), 1);
+        assert!(build_team(&spec, vec![], None, 2, &settings()).is_err(), "no selector model");
+    }
+
+    #[test]
+    fn agents_keep_their_own_backend_and_model() {
+        let spec = spec(
+            "[team]\ntype = \"round_robin\"\n\
+             [[agents]]\nname = \"a\"\nsystem_message = \"a\"\n\
+             [[agents]]\nname = \"b\"\nsystem_message = \"b\"\nbackend = \"groq\"\nmodel = \"m\"\n\
+             [[agents]]\nname = \"c\"\nsystem_message = \"c\"\nbackend = \"groq\"\n",
+        );
+        let mut s = settings();
+        s.model = Some("local-model".into());
+        let choices = agent_choices(&spec, &s).unwrap();
+        use crate::config::BackendKind::*;
+        assert_eq!(choices[0], BackendChoice { kind: Local, model: Some("local-model".into()) });
+        assert_eq!(choices[1], BackendChoice { kind: Groq, model: Some("m".into()) });
+        assert_eq!(choices[2], BackendChoice { kind: Groq, model: None });
+    }
+}

@@ -1,0 +1,93 @@
+//! `agentgen serve`: the configured backend behind an OpenAI-compatible HTTP API. It binds
+//! first (answering 503 on `/health` while the model loads), prints the address on stdout, then
+//! loads the model and serves until Ctrl-C or SIGTERM.
+
+use crate::cli::ServeArgs;
+use crate::config::Settings;
+use crate::error::{CliError, CliResult};
+
+/// Runs `agentgen serve`.
+#[cfg(feature = "server")]
+pub async fn run(args: &ServeArgs, settings: &Settings) -> CliResult {
+    use agentgen_server::{
+        shutdown_signal, ModelAttestationSource, ServeConfig, ServeError, Server,
+    };
+
+    use crate::backends::{self, BackendChoice};
+    use crate::config::BackendKind;
+
+    let choice = BackendChoice::from_settings(settings);
+    if settings.server.local_only && choice.kind != BackendKind::Local {
+        return Err(CliError::Config(format!(
+            "--local-only refuses the {} backend: its model runs behind a network endpoint",
+            choice.kind
+        )));
+    }
+    backends::preflight(settings, &choice)?;
+    let attestation = match choice.kind {
+        BackendKind::Local => {
+            let model = backends::local::resolve(choice.model.as_deref())?;
+            Some(ModelAttestationSource::file(model.path()))
+        }
+        _ => None,
+    };
+    let config = ServeConfig {
+        host: settings.server.host.clone(),
+        port: settings.server.port,
+        api_key: settings.server.api_key.as_ref().map(|k| k.expose().to_owned()),
+        local_only: settings.server.local_only,
+        ..ServeConfig::default()
+    };
+    let server = Server::bind(config, attestation).await.map_err(|e| match e {
+        ServeError::NonLoopbackWithoutKey { .. }
+        | ServeError::EmptyApiKey
+        | ServeError::InvalidConfig { .. }
+        | ServeError::RemoteBackendRefused { .. } => {
+            CliError::Config(format!("{e} (--api-key KEY)"))
+        }
+        other => CliError::Failed(other.to_string()),
+    })?;
+    let addr = server.local_addr().map_err(|e| CliError::Failed(e.to_string()))?;
+    println!(
+        "agentgen serving on http://{addr}/v1 (loading the model; /health answers 503 until ready)"
+    );
+    let _ = std::io::stdout().flush();
+
+    let state = server.state().clone();
+    let no_pull = args.backend.no_pull;
+    let load = async {
+        match backends::build(settings, &choice, no_pull).await {
+            Ok(backend) => {
+                let model = backend.info().model.clone();
+                if let Err(e) = state.install_backend(backend) {
+                    return CliError::Config(e.to_string());
+                }
+                say(format_args!("ready: model {model} on http://{addr}/v1"));
+                std::future::pending::<CliError>().await
+            }
+            Err(e) => e,
+        }
+    };
+    tokio::select! {
+        result = server.run(shutdown_signal()) => {
+            result.map_err(|e| CliError::Failed(e.to_string()))?;
+            eprintln!("server stopped");
+            Ok(())
+        }
+        err = load => Err(err),
+    }
+}
+
+/// A status line on stdout; a closed stdout must not stop the server.
+#[cfg(feature = "server")]
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// Runs `agentgen serve`.
+#[cfg(not(feature = "server"))]
+pub async fn run(_args: &ServeArgs, _settings: &Settings) -> CliResult {
+    Err(CliError::FeatureMissing { feature: "server", what: "HTTP server" })
+}

@@ -1,0 +1,468 @@
+//! The one place configuration is merged: built-in defaults < the user config file <
+//! `./agentgen.toml` < `AGENTGEN_*` / `GROQ_API_KEY` / `OPENAI_API_KEY` from the environment <
+//! command-line flags. It yields typed [`Settings`]; the library crates get typed structs made
+//! from them and never read files or the environment themselves.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::error::{CliError, CliResult};
+
+/// The Groq model used when none is configured.
+#[cfg(feature = "groq")]
+pub const DEFAULT_GROQ_MODEL: &str = "llama-3.1-8b-instant";
+/// The file name looked for in the working directory.
+pub const PROJECT_FILE: &str = "agentgen.toml";
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// In this process, on the CPU.
+    Local,
+    /// Groq's API.
+    Groq,
+    /// Any OpenAI-compatible endpoint.
+    #[serde(rename = "openai")]
+    OpenAi,
+}
+
+impl BackendKind {
+    /// The name used in flags and config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Groq => "groq",
+            Self::OpenAi => "openai",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = CliError;
+    fn from_str(s: &str) -> Result<Self, CliError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "local" => Ok(Self::Local),
+            "groq" => Ok(Self::Groq),
+            "openai" | "openai-compatible" => Ok(Self::OpenAi),
+            _ => Err(CliError::UnknownBackend(s.to_owned())),
+        }
+    }
+}
+
+/// A secret string: its `Debug` and `Serialize` forms never show the value.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for the one place that must send it.
+    #[cfg_attr(not(any(feature = "groq", feature = "server")), allow(dead_code))]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// What is shown instead of the value.
+    pub fn masked(&self) -> &'static str {
+        "******** (set)"
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.masked())
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.masked())
+    }
+}
+
+/// Settings of a remote API (`[groq]` or `[openai]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RemoteSettings {
+    /// The API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+}
+
+/// Settings of the in-process engine (`[local]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LocalSettings {
+    /// Inference threads; default: physical cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+    /// Context size in tokens; default: the engine's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_length: Option<u32>,
+}
+
+/// Settings of `agentgen serve` (`[server]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerSettings {
+    /// Bind address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Key clients must present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    /// Refuse remote backends.
+    #[serde(default)]
+    pub local_only: bool,
+}
+
+/// Defaults for team runs and chat (`[run]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Most messages in a team run (the task counts as one).
+    pub max_messages: usize,
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Most tokens per answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Sampling seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+/// The file/env shape before the backend name is checked.
+#[derive(Debug, Deserialize)]
+struct Raw {
+    backend: String,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    base_url: Option<String>,
+    #[serde(default)]
+    groq: RemoteSettings,
+    #[serde(default)]
+    openai: RemoteSettings,
+    #[serde(default)]
+    local: LocalSettings,
+    server: ServerSettings,
+    run: RunSettings,
+}
+
+/// The merged configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Where the model runs.
+    pub backend: BackendKind,
+    /// Model name or id; `None` means the backend's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Base URL for remote backends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Groq.
+    pub groq: RemoteSettings,
+    /// Other OpenAI-compatible endpoints.
+    pub openai: RemoteSettings,
+    /// The in-process engine.
+    pub local: LocalSettings,
+    /// `agentgen serve`.
+    pub server: ServerSettings,
+    /// Runs and chats.
+    pub run: RunSettings,
+    /// The config files that were read, lowest precedence first.
+    #[serde(skip)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--backend`.
+    pub backend: Option<String>,
+    /// `--model`.
+    pub model: Option<String>,
+    /// `--base-url`.
+    pub base_url: Option<String>,
+    /// `--temperature`.
+    pub temperature: Option<f32>,
+    /// `--max-tokens`.
+    pub max_tokens: Option<u32>,
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--max-messages`.
+    pub max_messages: Option<usize>,
+    /// `serve --host`.
+    pub host: Option<String>,
+    /// `serve --port`.
+    pub port: Option<u16>,
+    /// `serve --api-key`.
+    pub server_api_key: Option<String>,
+    /// `serve --local-only` (only ever turns it on).
+    pub local_only: bool,
+}
+
+/// Where the layers come from; [`Sources::from_process`] reads the real ones.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `--config FILE`: replaces the user config file and must exist.
+    pub explicit_file: Option<PathBuf>,
+    /// The user config file (read when present).
+    pub user_file: Option<PathBuf>,
+    /// The working directory, where `agentgen.toml` is looked for.
+    pub work_dir: Option<PathBuf>,
+    /// The environment.
+    pub env: HashMap<String, String>,
+}
+
+impl Sources {
+    /// This process's environment, working directory and user config directory.
+    pub fn from_process(explicit_file: Option<PathBuf>) -> Self {
+        Self {
+            explicit_file,
+            user_file: user_config_file(),
+            work_dir: std::env::current_dir().ok(),
+            env: std::env::vars().collect(),
+        }
+    }
+}
+
+/// The user config file: `<config dir>/agentgen/config.toml`.
+pub fn user_config_file() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("agentgen").join("config.toml"))
+}
+
+fn config_err(e: config::ConfigError) -> CliError {
+    CliError::Config(e.to_string())
+}
+
+/// Merges every layer into [`Settings`].
+pub fn load(sources: &Sources, flags: &Overrides) -> CliResult<Settings> {
+    let mut b = Config::builder()
+        .set_default("backend", "local")
+        .and_then(|b| b.set_default("server.host", "127.0.0.1"))
+        .and_then(|b| b.set_default("server.port", 8080))
+        .and_then(|b| b.set_default("server.local_only", false))
+        .and_then(|b| b.set_default("run.max_messages", 6))
+        .map_err(config_err)?;
+
+    let mut files = Vec::new();
+    match &sources.explicit_file {
+        Some(path) => {
+            if !path.is_file() {
+                return Err(CliError::Config(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            files.push(path.clone());
+        }
+        None => files.extend(sources.user_file.iter().filter(|p| p.is_file()).cloned()),
+    }
+    if let Some(dir) = &sources.work_dir {
+        let project = dir.join(PROJECT_FILE);
+        if project.is_file() {
+            files.push(project);
+        }
+    }
+    for file in &files {
+        b = b.add_source(File::from(file.as_path()).format(FileFormat::Toml).required(true));
+    }
+
+    let agentgen_env: HashMap<String, String> = sources
+        .env
+        .iter()
+        .filter(|(k, v)| k.starts_with("AGENTGEN_") && !v.is_empty())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    b = b.add_source(
+        Environment::with_prefix("AGENTGEN")
+            .prefix_separator("_")
+            .separator("__")
+            .source(Some(agentgen_env)),
+    );
+    for (var, key) in [("GROQ_API_KEY", "groq.api_key"), ("OPENAI_API_KEY", "openai.api_key")] {
+        if let Some(value) = sources.env.get(var).filter(|v| !v.is_empty()) {
+            b = b.set_override(key, value.as_str()).map_err(config_err)?;
+        }
+    }
+
+    let f = flags;
+    b = b
+        .set_override_option("backend", f.backend.clone())
+        .and_then(|b| b.set_override_option("model", f.model.clone()))
+        .and_then(|b| b.set_override_option("base_url", f.base_url.clone()))
+        .and_then(|b| b.set_override_option("run.temperature", f.temperature.map(f64::from)))
+        .and_then(|b| b.set_override_option("run.max_tokens", f.max_tokens.map(u64::from)))
+        .and_then(|b| b.set_override_option("run.seed", f.seed))
+        .and_then(|b| b.set_override_option("run.max_messages", f.max_messages.map(|n| n as u64)))
+        .and_then(|b| b.set_override_option("server.host", f.host.clone()))
+        .and_then(|b| b.set_override_option("server.port", f.port.map(u64::from)))
+        .and_then(|b| b.set_override_option("server.api_key", f.server_api_key.clone()))
+        .and_then(|b| b.set_override_option("server.local_only", f.local_only.then_some(true)))
+        .map_err(config_err)?;
+
+    let raw: Raw = b.build().and_then(Config::try_deserialize).map_err(config_err)?;
+    let backend: BackendKind = raw.backend.parse()?;
+    if raw.run.max_messages == 0 {
+        return Err(CliError::Config("run.max_messages must be at least 1".into()));
+    }
+    Ok(Settings {
+        backend,
+        model: raw.model.filter(|m| !m.trim().is_empty()),
+        base_url: raw.base_url.filter(|u| !u.trim().is_empty()),
+        groq: raw.groq,
+        openai: raw.openai,
+        local: raw.local,
+        server: raw.server,
+        run: raw.run,
+        files,
+    })
+}
+
+impl Settings {
+    /// The merged configuration as TOML, secrets masked, with the files it came from.
+    pub fn to_masked_toml(&self) -> String {
+        let mut out =
+            String::from("# merged configuration; files read (lowest precedence first):\n");
+        if self.files.is_empty() {
+            out.push_str("#   (none: built-in defaults, environment and flags only)\n");
+        }
+        for f in &self.files {
+            out.push_str(&format!("#   {}\n", f.display()));
+        }
+        match toml::to_string_pretty(self) {
+            Ok(body) => out.push_str(&body),
+            Err(e) => out.push_str(&format!("# could not render: {e}\n")),
+        }
+        out
+    }
+
+    /// The merged configuration as JSON, secrets masked.
+    pub fn to_masked_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "files".into(),
+                self.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().into(),
+            );
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn sources(dir: &Path, env: &[(&str, &str)]) -> Sources {
+        Sources {
+            explicit_file: None,
+            user_file: Some(dir.join("user").join("config.toml")),
+            work_dir: Some(dir.join("work")),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    fn layout() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("user")).unwrap();
+        std::fs::create_dir_all(dir.path().join("work")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn defaults_alone_pick_the_local_backend() {
+        let dir = layout();
+        let s = load(&sources(dir.path(), &[]), &Overrides::default()).unwrap();
+        assert_eq!(s.backend, BackendKind::Local);
+        assert_eq!(s.server.host, "127.0.0.1");
+        assert_eq!(s.run.max_messages, 6);
+        assert!(s.files.is_empty());
+    }
+
+    #[test]
+    fn each_layer_overrides_the_one_below() {
+        let dir = layout();
+        std::fs::write(
+            dir.path().join("user/config.toml"),
+            "backend = \"groq\"\nmodel = \"user-model\"\n[run]\nmax_messages = 9\n[server]\nport = 1111\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("work/agentgen.toml"),
+            "model = \"project-model\"\n[server]\nport = 2222\n",
+        )
+        .unwrap();
+        let env = [("AGENTGEN_SERVER__PORT", "3333"), ("AGENTGEN_BASE_URL", "http://env")];
+        let s = load(&sources(dir.path(), &env), &Overrides::default()).unwrap();
+        assert_eq!(s.backend, BackendKind::Groq, "user file over defaults");
+        assert_eq!(s.model.as_deref(), Some("project-model"), "project file over user file");
+        assert_eq!(s.run.max_messages, 9);
+        assert_eq!(s.server.port, 3333, "environment over files");
+        assert_eq!(s.base_url.as_deref(), Some("http://env"));
+        assert_eq!(s.files.len(), 2);
+
+        let flags = Overrides {
+            model: Some("flag-model".into()),
+            port: Some(4444),
+            backend: Some("openai".into()),
+            ..Overrides::default()
+        };
+        let s = load(&sources(dir.path(), &env), &flags).unwrap();
+        assert_eq!(s.model.as_deref(), Some("flag-model"), "flags over everything");
+        assert_eq!(s.server.port, 4444);
+        assert_eq!(s.backend, BackendKind::OpenAi);
+    }
+
+    #[test]
+    fn groq_key_comes_from_the_environment_and_is_masked() {
+        let dir = layout();
+        let s = load(
+            &sources(dir.path(), &[("GROQ_API_KEY", "gsk_secret_value")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.groq.api_key.as_ref().map(Secret::expose), Some("gsk_secret_value"));
+        let shown = s.to_masked_toml();
+        assert!(!shown.contains("gsk_secret_value"), "{shown}");
+        assert!(shown.contains("******** (set)"), "{shown}");
+        assert!(!format!("{s:?}").contains("gsk_secret_value"));
+        assert!(!s.to_masked_json().to_string().contains("gsk_secret_value"));
+    }
+
+    #[test]
+    fn an_unknown_backend_is_a_typed_error() {
+        let dir = layout();
+        let err =
+            load(&sources(dir.path(), &[("AGENTGEN_BACKEND", "ollama")]), &Overrides::default())
+                .unwrap_err();
+        assert!(matches!(err, CliError::UnknownBackend(ref b) if b == "ollama"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_config_file_names_the_file() {
+        let dir = layout();
+        std::fs::write(dir.path().join("work/agentgen.toml"), "backend = \n").unwrap();
+        let err = load(&sources(dir.path(), &[]), &Overrides::default()).unwrap_err();
+        assert!(matches!(err, CliError::Config(_)));
+        assert!(err.to_string().contains("agentgen.toml"), "{err}");
+    }
+
+    #[test]
+    fn unrelated_agentgen_variables_are_ignored() {
+        let dir = layout();
+        let env = [("AGENTGEN_HOME", "/tmp/x"), ("AGENTGEN_TEST_MODEL", "/tmp/m.gguf")];
+        assert!(load(&sources(dir.path(), &env), &Overrides::default()).is_ok());
+    }
+}

@@ -1,0 +1,150 @@
+//! The CLI's error type and the exit code each kind of failure maps to.
+
+use std::path::PathBuf;
+
+use agentgen_core::BackendError;
+
+use crate::team::TeamFileError;
+
+/// Exit status: success.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: the work itself failed (backend error, I/O).
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit status: the command line was wrong (same code clap uses).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status: the configuration is wrong (backend, key, team or config file, missing feature).
+pub const EXIT_CONFIG: i32 = 3;
+/// Exit status: a model is unknown or missing.
+pub const EXIT_MODEL: i32 = 4;
+/// Exit status: `verify-local` found the server not provably local.
+pub const EXIT_NOT_LOCAL: i32 = 5;
+
+/// Everything a subcommand can fail with.
+#[derive(Debug, thiserror::Error)]
+#[cfg_attr(not(all(feature = "local", feature = "server")), allow(dead_code))]
+pub enum CliError {
+    /// The command line is wrong in a way clap cannot see (e.g. an empty task).
+    #[error("{0}")]
+    Usage(String),
+    /// A backend name that is not local, groq or openai.
+    #[error("unknown backend `{0}` (expected one of: local, groq, openai)")]
+    UnknownBackend(String),
+    /// The binary was built without the Cargo feature a request needs.
+    #[error(
+        "this agentgen was built without the {feature} {what}; rebuild with `--features {feature}`"
+    )]
+    FeatureMissing {
+        /// The Cargo feature.
+        feature: &'static str,
+        /// What it provides ("backend", "server").
+        what: &'static str,
+    },
+    /// An API key is needed and not set.
+    #[error("{backend} needs an API key: set {env} (or `api_key` in agentgen.toml)")]
+    MissingApiKey {
+        /// The backend.
+        backend: &'static str,
+        /// The environment variable to set.
+        env: &'static str,
+    },
+    /// The configuration files or environment could not be read or merged.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A team file is malformed.
+    #[error(transparent)]
+    TeamFile(#[from] TeamFileError),
+    /// A model name that the catalog does not know.
+    #[error("unknown model `{name}`{}", suggestions(.known))]
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+        /// Names the catalog does know.
+        known: Vec<String>,
+    },
+    /// The local model is not in the cache and pulling was refused.
+    #[error("model file {} is missing; run `agentgen pull {name}` first", .path.display())]
+    ModelMissing {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// The catalog name to pull.
+        name: String,
+    },
+    /// The server under test is not provably local.
+    #[error("verify-local failed: {0}")]
+    NotLocal(String),
+    /// A model backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// Reading or writing a file or stream failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Anything else that failed while doing the work.
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn suggestions(known: &[String]) -> String {
+    if known.is_empty() {
+        String::new()
+    } else {
+        format!("; known models: {} (see `agentgen models`)", known.join(", "))
+    }
+}
+
+impl CliError {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Usage(_) => EXIT_USAGE,
+            Self::UnknownBackend(_)
+            | Self::FeatureMissing { .. }
+            | Self::MissingApiKey { .. }
+            | Self::Config(_)
+            | Self::TeamFile(_) => EXIT_CONFIG,
+            Self::UnknownModel { .. } | Self::ModelMissing { .. } => EXIT_MODEL,
+            Self::Backend(BackendError::ModelNotFound { .. } | BackendError::ModelFile(_)) => {
+                EXIT_MODEL
+            }
+            Self::Backend(BackendError::Unauthorized { .. }) => EXIT_CONFIG,
+            Self::NotLocal(_) => EXIT_NOT_LOCAL,
+            Self::Backend(_) | Self::Io { .. } | Self::Failed(_) => EXIT_FAILURE,
+        }
+    }
+
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io { context: context.into(), source }
+    }
+}
+
+/// What subcommands return.
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_its_exit_code() {
+        assert_eq!(CliError::Usage("x".into()).exit_code(), EXIT_USAGE);
+        assert_eq!(CliError::UnknownBackend("x".into()).exit_code(), EXIT_CONFIG);
+        let e = CliError::UnknownModel { name: "x".into(), known: vec!["a".into()] };
+        assert_eq!(e.exit_code(), EXIT_MODEL);
+        assert!(e.to_string().contains("known models: a"), "{e}");
+        assert_eq!(CliError::Backend(BackendError::Cancelled).exit_code(), EXIT_FAILURE);
+    }
+
+    #[test]
+    fn feature_message_says_how_to_rebuild() {
+        let e = CliError::FeatureMissing { feature: "groq", what: "backend" };
+        assert_eq!(
+            e.to_string(),
+            "this agentgen was built without the groq backend; rebuild with `--features groq`"
+        );
+    }
+}

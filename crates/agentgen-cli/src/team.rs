@@ -1,0 +1,374 @@
+//! Team files: the TOML schema that describes agents, the team type and termination, parsed
+//! with errors that name the file, line, column and field.
+//!
+//! ```toml
+//! [team]
+//! type = "round_robin"          # round_robin | selector | swarm
+//!
+//! [termination]
+//! max_messages = 6              # the task counts as one
+//! text_mention = "APPROVE"
+//!
+//! [[agents]]
+//! name = "writer"
+//! system_message = "You write."
+//! tools = ["word_count"]        # from the built-in set
+//! backend = "groq"              # optional: this agent's own backend
+//! model = "llama-3.1-8b-instant" # optional
+//! handoffs = ["reviewer"]       # swarm teams: agents it may hand over to
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The built-in team file: a writer and a reviewer taking turns until the reviewer approves.
+pub const DEFAULT_TEAM: &str = include_str!("../teams/default.toml");
+
+/// Names of the tools a team file may give its agents.
+pub const BUILTIN_TOOLS: &[&str] = &["add", "multiply", "current_time", "word_count"];
+
+/// A malformed team file: where, which field, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {}{message}", .path.display(), field_prefix(.field))]
+pub struct TeamFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The field, dotted (`agents[1].tools`), when known.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn field_prefix(field: &Option<String>) -> String {
+    field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default()
+}
+
+/// How the next speaker is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeamKind {
+    /// In turn.
+    RoundRobin,
+    /// The model picks among the agents.
+    Selector,
+    /// Speakers change by handoff.
+    Swarm,
+}
+
+impl fmt::Display for TeamKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::RoundRobin => "round_robin",
+            Self::Selector => "selector",
+            Self::Swarm => "swarm",
+        })
+    }
+}
+
+/// `[team]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamSection {
+    /// The team type.
+    #[serde(rename = "type")]
+    pub kind: TeamKind,
+    /// Whether the selector may pick the same agent twice in a row.
+    #[serde(default)]
+    pub allow_repeated_speaker: bool,
+}
+
+/// `[termination]`: the run stops when any condition holds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminationSpec {
+    /// Most messages, the task included.
+    #[serde(default)]
+    pub max_messages: Option<Spanned<usize>>,
+    /// Stop when a message contains this text.
+    #[serde(default)]
+    pub text_mention: Option<Spanned<String>>,
+}
+
+/// One `[[agents]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// Unique name; the speaker label in output.
+    pub name: Spanned<String>,
+    /// What the agent does, for selector teams.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Its instructions.
+    pub system_message: String,
+    /// Built-in tools it may call.
+    #[serde(default)]
+    pub tools: Vec<Spanned<String>>,
+    /// Its own backend, overriding the configured one.
+    #[serde(default)]
+    pub backend: Option<Spanned<String>>,
+    /// Its own model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Agents it may hand the conversation to (swarm teams).
+    #[serde(default)]
+    pub handoffs: Vec<Spanned<String>>,
+}
+
+/// A whole team file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamSpec {
+    /// `[team]`.
+    pub team: TeamSection,
+    /// `[termination]`.
+    #[serde(default)]
+    pub termination: TerminationSpec,
+    /// `[[agents]]`.
+    pub agents: Vec<AgentSpec>,
+}
+
+impl TeamSpec {
+    /// Reads and checks a team file.
+    pub fn from_file(path: &Path) -> Result<Self, TeamFileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TeamFileError {
+            path: path.to_owned(),
+            line: 0,
+            column: 0,
+            field: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// The built-in writer + reviewer team.
+    pub fn builtin() -> Self {
+        Self::parse(DEFAULT_TEAM, Path::new("<built-in default team>"))
+            .expect("the built-in team file is valid")
+    }
+
+    /// Parses and checks team-file text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, TeamFileError> {
+        let at = |span: std::ops::Range<usize>, field: Option<String>, message: String| {
+            let (line, column) = line_col(text, span.start);
+            TeamFileError { path: path.to_owned(), line, column, field, message }
+        };
+        let spec: TeamSpec = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let field = field_from_message(e.message()).or_else(|| field_at(text, span.start));
+            at(span, field, e.message().trim().to_owned())
+        })?;
+
+        if spec.agents.is_empty() {
+            return Err(at(0..0, Some("agents".into()), "a team needs at least one agent".into()));
+        }
+        for (i, agent) in spec.agents.iter().enumerate() {
+            let name = agent.name.get_ref();
+            if name.trim().is_empty() {
+                return Err(at(
+                    agent.name.span(),
+                    Some(format!("agents[{i}].name")),
+                    "must not be empty".into(),
+                ));
+            }
+            if spec.agents[..i].iter().any(|a| a.name.get_ref() == name) {
+                return Err(at(
+                    agent.name.span(),
+                    Some(format!("agents[{i}].name")),
+                    format!("two agents are named `{name}`"),
+                ));
+            }
+            for tool in &agent.tools {
+                if !BUILTIN_TOOLS.contains(&tool.get_ref().as_str()) {
+                    return Err(at(
+                        tool.span(),
+                        Some(format!("agents[{i}].tools")),
+                        format!(
+                            "unknown tool `{}` (built-in tools: {})",
+                            tool.get_ref(),
+                            BUILTIN_TOOLS.join(", ")
+                        ),
+                    ));
+                }
+            }
+            for target in &agent.handoffs {
+                if !spec.agents.iter().any(|a| a.name.get_ref() == target.get_ref()) {
+                    return Err(at(
+                        target.span(),
+                        Some(format!("agents[{i}].handoffs")),
+                        format!("no agent is named `{}`", target.get_ref()),
+                    ));
+                }
+            }
+            if let Some(backend) = &agent.backend {
+                if backend.get_ref().parse::<crate::config::BackendKind>().is_err() {
+                    return Err(at(
+                        backend.span(),
+                        Some(format!("agents[{i}].backend")),
+                        format!(
+                            "unknown backend `{}` (expected one of: local, groq, openai)",
+                            backend.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(max) = &spec.termination.max_messages {
+            if *max.get_ref() == 0 {
+                return Err(at(
+                    max.span(),
+                    Some("termination.max_messages".into()),
+                    "must be at least 1".into(),
+                ));
+            }
+        }
+        if let Some(text_mention) = &spec.termination.text_mention {
+            if text_mention.get_ref().is_empty() {
+                return Err(at(
+                    text_mention.span(),
+                    Some("termination.text_mention".into()),
+                    "must not be empty".into(),
+                ));
+            }
+        }
+        Ok(spec)
+    }
+
+    /// The agents' names, in order.
+    #[cfg(test)]
+    pub fn agent_names(&self) -> Vec<String> {
+        self.agents.iter().map(|a| a.name.get_ref().clone()).collect()
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+    (line, column)
+}
+
+/// `missing field `x`` / `unknown field `x`` / `unknown variant `x`` name the field themselves.
+fn field_from_message(message: &str) -> Option<String> {
+    for marker in ["missing field `", "unknown field `"] {
+        if let Some(rest) = message.split(marker).nth(1) {
+            return rest.split('`').next().map(str::to_owned);
+        }
+    }
+    None
+}
+
+/// The dotted key of the `key = value` line the offset falls in, with its table header.
+fn field_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = &text[line_start..line_end];
+    let key = line.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_owned())?;
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let table = text[..line_start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        l.starts_with('[').then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+    });
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<TeamSpec, TeamFileError> {
+        TeamSpec::parse(text, Path::new("team.toml"))
+    }
+
+    #[test]
+    fn the_builtin_team_is_a_writer_and_a_reviewer() {
+        let spec = TeamSpec::builtin();
+        assert_eq!(spec.team.kind, TeamKind::RoundRobin);
+        assert_eq!(spec.agent_names(), ["writer", "reviewer"]);
+        assert_eq!(
+            spec.termination.text_mention.as_ref().map(|t| t.get_ref().as_str()),
+            Some("APPROVE")
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_line_and_field() {
+        let err = parse(
+            "[team]\ntype = \"round_robin\"\n\n[[agents]]\nname = \"a\"\nsystem_message = 42\n",
+        )
+        .unwrap_err();
+        assert_eq!((err.line, err.column), (6, 18), "{err}");
+        assert_eq!(err.field.as_deref(), Some("agents.system_message"), "{err}");
+        assert!(
+            err.to_string().starts_with("team.toml:6:18: field `agents.system_message`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_field_is_named() {
+        let err = parse(
+            "[team]\ntype = \"round_robin\"\n[[agents]]\nnmae = \"a\"\nsystem_message = \"x\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("nmae"), "{err}");
+        assert_eq!(err.line, 4, "{err}");
+    }
+
+    #[test]
+    fn an_unknown_team_type_is_reported_at_its_line() {
+        let err =
+            parse("[team]\ntype = \"mesh\"\n[[agents]]\nname = \"a\"\nsystem_message = \"x\"\n")
+                .unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        assert_eq!(err.field.as_deref(), Some("team.type"), "{err}");
+        assert!(err.message.contains("mesh"), "{err}");
+    }
+
+    #[test]
+    fn unknown_tools_and_duplicate_names_are_caught() {
+        let err = parse(
+            "[team]\ntype = \"selector\"\n[[agents]]\nname = \"a\"\nsystem_message = \"x\"\ntools = [\"add\", \"fly\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 6);
+        assert_eq!(err.field.as_deref(), Some("agents[0].tools"));
+        assert!(err.message.contains("fly"));
+
+        let err = parse(
+            "[team]\ntype = \"swarm\"\n[[agents]]\nname = \"a\"\nsystem_message = \"x\"\n[[agents]]\nname = \"a\"\nsystem_message = \"y\"\n",
+        )
+        .unwrap_err();
+        assert_eq!((err.line, err.field.as_deref()), (7, Some("agents[1].name")));
+    }
+
+    #[test]
+    fn the_example_team_files_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("teams");
+        let selector = TeamSpec::from_file(&dir.join("selector.toml")).unwrap();
+        assert_eq!(selector.team.kind, TeamKind::Selector);
+        let swarm = TeamSpec::from_file(&dir.join("swarm.toml")).unwrap();
+        assert_eq!(swarm.team.kind, TeamKind::Swarm);
+        assert_eq!(swarm.agents[0].handoffs[0].get_ref(), "counter");
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_position() {
+        let err = parse("[team\ntype = 1\n").unwrap_err();
+        assert_eq!(err.line, 1, "{err}");
+    }
+}

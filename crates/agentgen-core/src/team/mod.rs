@@ -1,0 +1,405 @@
+//! Teams: agents that take turns on one conversation. Every team is a [`GroupChat`] with a
+//! [`SpeakerPolicy`] that picks who speaks next: [`RoundRobinGroupChat`],
+//! [`SelectorGroupChat`], [`Swarm`] and [`GraphFlow`].
+
+mod graph;
+mod round_robin;
+mod selector;
+mod swarm;
+
+pub use graph::{DiGraph, DiGraphBuilder, EdgeCondition, GraphFlow, GraphPolicy};
+pub use round_robin::{RoundRobinGroupChat, RoundRobinPolicy};
+pub use selector::{CandidateFn, SelectorFn, SelectorGroupChat, SelectorPolicy};
+pub use swarm::{Swarm, SwarmPolicy};
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{parse_state, to_state, AgentError, ChatAgent};
+use crate::events::{
+    drive_stream, AgentEvent, AgentMessage, EventSink, StreamItem, Task, TaskResult,
+};
+use crate::response::Usage;
+use crate::termination::{Termination, TerminationCondition};
+
+/// A group of agents that works on a task until a termination condition (or its own logic)
+/// stops it.
+#[async_trait]
+pub trait Team: Send + Sync {
+    /// Runs until the team stops, reporting events to `sink` as they happen. On
+    /// [`AgentError::Cancelled`] (or any error) the team is left as it was before the failed
+    /// turn, so `run(Task::Continue)` picks up from there.
+    async fn run_with(
+        &mut self,
+        task: Task,
+        cancel: CancellationToken,
+        sink: &EventSink,
+    ) -> Result<TaskResult, AgentError>;
+
+    /// Runs until the team stops.
+    async fn run(&mut self, task: Task) -> Result<TaskResult, AgentError> {
+        self.run_with(task, CancellationToken::new(), &EventSink::none()).await
+    }
+
+    /// Runs as a stream: every event in order, then [`StreamItem::Done`] with the result.
+    fn run_stream(
+        &mut self,
+        task: Task,
+        cancel: CancellationToken,
+    ) -> BoxStream<'_, Result<StreamItem<TaskResult>, AgentError>> {
+        drive_stream(move |sink| Box::pin(async move { self.run_with(task, cancel, &sink).await }))
+    }
+
+    /// Forgets the conversation and resets every agent and the termination condition.
+    async fn reset(&mut self);
+
+    /// The whole team's state as JSON: thread, whose turn, termination counters, each agent.
+    async fn save_state(&self) -> Result<Value, AgentError>;
+
+    /// Restores a state saved by [`save_state`](Self::save_state) into a team built the same
+    /// way.
+    async fn load_state(&mut self, state: Value) -> Result<(), AgentError>;
+}
+
+/// What a policy sees when it picks the next speaker.
+#[derive(Debug)]
+pub struct GroupView<'a> {
+    /// The agents' names, in team order.
+    pub names: &'a [String],
+    /// The agents' descriptions, in team order.
+    pub descriptions: &'a [String],
+    /// The whole conversation so far.
+    pub thread: &'a [AgentMessage],
+    /// Who spoke last, if anyone has.
+    pub last_speaker: Option<usize>,
+}
+
+impl GroupView<'_> {
+    /// The index of the agent called `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+}
+
+/// Picks who speaks next in a [`GroupChat`].
+#[async_trait]
+pub trait SpeakerPolicy: Send + Sync + std::fmt::Debug {
+    /// Checks the policy against the team's agents when the team is built.
+    fn validate(&self, _agents: &[Box<dyn ChatAgent>]) -> Result<(), AgentError> {
+        Ok(())
+    }
+
+    /// The next speaker's index, or `None` when the team is done (then
+    /// [`done_reason`](Self::done_reason) is the stop reason). Must not change the policy's
+    /// state: [`observe`](Self::observe) does, once the turn succeeded.
+    async fn select(
+        &mut self,
+        view: &GroupView<'_>,
+        cancel: &CancellationToken,
+        sink: &EventSink,
+    ) -> Result<Option<usize>, AgentError>;
+
+    /// Records that `speaker` said `message`.
+    fn observe(
+        &mut self,
+        view: &GroupView<'_>,
+        speaker: usize,
+        message: &AgentMessage,
+    ) -> Result<(), AgentError>;
+
+    /// Records the task's messages.
+    fn observe_task(
+        &mut self,
+        _view: &GroupView<'_>,
+        _messages: &[AgentMessage],
+    ) -> Result<(), AgentError> {
+        Ok(())
+    }
+
+    /// Why the run stops when [`select`](Self::select) returns `None`.
+    fn done_reason(&self) -> String {
+        "No next speaker".to_owned()
+    }
+
+    /// Starts over.
+    fn reset(&mut self);
+
+    /// The policy's state as JSON.
+    fn save_state(&self) -> Value;
+
+    /// Restores what [`save_state`](Self::save_state) gave.
+    fn load_state(&mut self, state: &Value) -> Result<(), AgentError>;
+}
+
+/// The engine of every team: the shared thread, each agent's unseen messages, the turn loop,
+/// termination and state.
+#[derive(Debug)]
+pub struct GroupChat<P: SpeakerPolicy> {
+    agents: Vec<Box<dyn ChatAgent>>,
+    names: Vec<String>,
+    descriptions: Vec<String>,
+    policy: P,
+    termination: Option<Termination>,
+    max_turns: Option<usize>,
+    thread: Vec<AgentMessage>,
+    pending: Vec<Vec<AgentMessage>>,
+    last_speaker: Option<usize>,
+    turns: usize,
+}
+
+impl std::fmt::Debug for dyn ChatAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChatAgent({})", self.name())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct GroupState {
+    #[serde(rename = "type")]
+    kind: String,
+    thread: Vec<AgentMessage>,
+    pending: HashMap<String, Vec<AgentMessage>>,
+    last_speaker: Option<String>,
+    turns: usize,
+    policy: Value,
+    termination: Value,
+    agents: HashMap<String, Value>,
+}
+
+impl<P: SpeakerPolicy> GroupChat<P> {
+    /// A team of `agents` (unique names, at least one) with this speaker policy.
+    pub fn with_policy(agents: Vec<Box<dyn ChatAgent>>, policy: P) -> Result<Self, AgentError> {
+        if agents.is_empty() {
+            return Err(AgentError::Config("a team needs at least one agent".into()));
+        }
+        let names: Vec<String> = agents.iter().map(|a| a.name().to_owned()).collect();
+        for (i, n) in names.iter().enumerate() {
+            if names[..i].contains(n) {
+                return Err(AgentError::Config(format!("two agents are named `{n}`")));
+            }
+        }
+        policy.validate(&agents)?;
+        Ok(Self {
+            descriptions: agents.iter().map(|a| a.description().to_owned()).collect(),
+            pending: vec![Vec::new(); agents.len()],
+            agents,
+            names,
+            policy,
+            termination: None,
+            max_turns: None,
+            thread: Vec::new(),
+            last_speaker: None,
+            turns: 0,
+        })
+    }
+
+    /// Stops the run when `termination` fires.
+    pub fn with_termination(mut self, termination: Termination) -> Self {
+        self.termination = Some(termination);
+        self
+    }
+
+    /// Stops each run after `n` agent turns.
+    pub fn with_max_turns(mut self, n: usize) -> Self {
+        self.max_turns = Some(n);
+        self
+    }
+
+    /// The whole conversation so far.
+    pub fn thread(&self) -> &[AgentMessage] {
+        &self.thread
+    }
+
+    /// The agents' names, in team order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The speaker policy.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    fn broadcast(&mut self, message: &AgentMessage, except: Option<usize>) {
+        self.thread.push(message.clone());
+        for (i, p) in self.pending.iter_mut().enumerate() {
+            if Some(i) != except {
+                p.push(message.clone());
+            }
+        }
+    }
+
+    fn check_termination(&mut self, events: &[AgentEvent]) -> Option<String> {
+        let reason = self.termination.as_mut()?.check(events)?;
+        if let Some(t) = self.termination.as_mut() {
+            t.reset();
+        }
+        Some(reason)
+    }
+
+    /// One turn: pick, speak, broadcast. `Ok(Some(reason))` stops the run.
+    async fn turn(
+        &mut self,
+        cancel: &CancellationToken,
+        sink: &EventSink,
+        out: &mut Vec<AgentMessage>,
+        usage: &mut Usage,
+    ) -> Result<Option<String>, AgentError> {
+        if cancel.is_cancelled() {
+            return Err(AgentError::Cancelled);
+        }
+        let view = GroupView {
+            names: &self.names,
+            descriptions: &self.descriptions,
+            thread: &self.thread,
+            last_speaker: self.last_speaker,
+        };
+        let Some(speaker) = self.policy.select(&view, cancel, sink).await? else {
+            return Ok(Some(self.policy.done_reason()));
+        };
+        if speaker >= self.agents.len() {
+            return Err(AgentError::Config(format!(
+                "speaker policy chose agent #{speaker} of {}",
+                self.agents.len()
+            )));
+        }
+        let unseen = std::mem::take(&mut self.pending[speaker]);
+        let result = self.agents[speaker].on_messages_with(&unseen, cancel.clone(), sink).await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.pending[speaker] = unseen;
+                return Err(e);
+            }
+        };
+        let message = response.message;
+        if let Some(u) = message.usage {
+            *usage += u;
+        }
+        sink.emit(AgentEvent::Message(message.clone()));
+        self.broadcast(&message, Some(speaker));
+        let view = GroupView {
+            names: &self.names,
+            descriptions: &self.descriptions,
+            thread: &self.thread,
+            last_speaker: self.last_speaker,
+        };
+        self.policy.observe(&view, speaker, &message)?;
+        self.last_speaker = Some(speaker);
+        self.turns += 1;
+        out.push(message.clone());
+        let mut events = response.inner_events;
+        events.push(AgentEvent::Message(message));
+        Ok(self.check_termination(&events))
+    }
+}
+
+#[async_trait]
+impl<P: SpeakerPolicy> Team for GroupChat<P> {
+    async fn run_with(
+        &mut self,
+        task: Task,
+        cancel: CancellationToken,
+        sink: &EventSink,
+    ) -> Result<TaskResult, AgentError> {
+        let mut out = Vec::new();
+        let mut usage = Usage::default();
+        let mut stop = None;
+        if let Task::Messages(messages) = task {
+            for m in &messages {
+                sink.emit(AgentEvent::Message(m.clone()));
+                self.broadcast(m, None);
+                out.push(m.clone());
+            }
+            let view = GroupView {
+                names: &self.names,
+                descriptions: &self.descriptions,
+                thread: &self.thread,
+                last_speaker: self.last_speaker,
+            };
+            self.policy.observe_task(&view, &messages)?;
+            let events: Vec<AgentEvent> = messages.into_iter().map(AgentEvent::Message).collect();
+            stop = self.check_termination(&events);
+        }
+        let mut run_turns = 0;
+        while stop.is_none() {
+            if self.max_turns.is_some_and(|max| run_turns >= max) {
+                stop = Some(format!("Maximum number of turns {} reached.", run_turns));
+                break;
+            }
+            stop = self.turn(&cancel, sink, &mut out, &mut usage).await?;
+            run_turns += 1;
+        }
+        let reason = stop.unwrap_or_default();
+        sink.emit(AgentEvent::Stop { reason: reason.clone() });
+        Ok(TaskResult { messages: out, stop_reason: Some(reason), usage })
+    }
+
+    async fn reset(&mut self) {
+        for a in &mut self.agents {
+            a.reset().await;
+        }
+        self.thread.clear();
+        self.pending.iter_mut().for_each(Vec::clear);
+        self.last_speaker = None;
+        self.turns = 0;
+        self.policy.reset();
+        if let Some(t) = self.termination.as_mut() {
+            t.reset();
+        }
+    }
+
+    async fn save_state(&self) -> Result<Value, AgentError> {
+        let mut agents = HashMap::new();
+        for a in &self.agents {
+            agents.insert(a.name().to_owned(), a.save_state().await?);
+        }
+        to_state(&GroupState {
+            kind: "GroupChatState".into(),
+            thread: self.thread.clone(),
+            pending: self.names.iter().cloned().zip(self.pending.iter().cloned()).collect(),
+            last_speaker: self.last_speaker.map(|i| self.names[i].clone()),
+            turns: self.turns,
+            policy: self.policy.save_state(),
+            termination: self.termination.as_ref().map_or(Value::Null, |t| t.save_state()),
+            agents,
+        })
+    }
+
+    async fn load_state(&mut self, state: Value) -> Result<(), AgentError> {
+        let mut state: GroupState = parse_state("team", state)?;
+        let index = |name: &str| {
+            self.names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| AgentError::UnknownAgent(name.to_owned()))
+        };
+        let last_speaker = state.last_speaker.as_deref().map(index).transpose()?;
+        let mut pending = vec![Vec::new(); self.agents.len()];
+        for (name, msgs) in state.pending.drain() {
+            pending[index(&name)?] = msgs;
+        }
+        for a in &mut self.agents {
+            let saved = state.agents.remove(a.name()).ok_or_else(|| {
+                AgentError::State(format!("no saved state for agent `{}`", a.name()))
+            })?;
+            a.load_state(saved).await?;
+        }
+        self.policy.load_state(&state.policy)?;
+        if let Some(t) = self.termination.as_mut() {
+            if !state.termination.is_null() {
+                t.load_state(&state.termination)?;
+            }
+        }
+        self.thread = state.thread;
+        self.pending = pending;
+        self.last_speaker = last_speaker;
+        self.turns = state.turns;
+        Ok(())
+    }
+}

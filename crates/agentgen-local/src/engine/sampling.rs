@@ -1,0 +1,182 @@
+//! Per-request sampling settings and the llama.cpp sampler chain built from them.
+
+use agentgen_core::{BackendError, ChatRequest};
+use llama_cpp_2::sampling::LlamaSampler;
+use llguidance::Matcher;
+
+/// How many recent tokens the repetition penalty looks at.
+const PENALTY_LAST_N: i32 = 64;
+
+/// Sampling and stopping settings of one generation. Defaults follow llama.cpp's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateOptions {
+    /// Temperature; 0 picks the most likely token every time (deterministic).
+    pub temperature: f32,
+    /// Nucleus sampling threshold; 1 disables it.
+    pub top_p: f32,
+    /// Keep only the k most likely tokens; 0 disables it.
+    pub top_k: u32,
+    /// Drop tokens less likely than `min_p` × the most likely one; 0 disables it.
+    pub min_p: f32,
+    /// Penalty on recently generated tokens; 1 disables it.
+    pub repeat_penalty: f32,
+    /// Seed of the random sampler; `None` picks a fresh one.
+    pub seed: Option<u64>,
+    /// Most tokens to generate; `None` runs to the end of the context.
+    pub max_tokens: Option<u32>,
+    /// Generation ends before any of these, which are never emitted.
+    pub stop: Vec<String>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self {
+            temperature: 0.8,
+            top_p: 0.95,
+            top_k: 40,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            seed: None,
+            max_tokens: None,
+            stop: Vec::new(),
+        }
+    }
+}
+
+impl GenerateOptions {
+    /// The options a chat request asks for, defaults filling what it leaves out.
+    ///
+    /// Errors with [`BackendError::InvalidRequest`] naming the field when a value is out of range.
+    pub fn from_request(req: &ChatRequest) -> Result<Self, BackendError> {
+        let d = Self::default();
+        let opts = Self {
+            temperature: req.temperature.unwrap_or(d.temperature),
+            top_p: req.top_p.unwrap_or(d.top_p),
+            top_k: req.top_k.unwrap_or(d.top_k),
+            min_p: req.min_p.unwrap_or(d.min_p),
+            repeat_penalty: req.repeat_penalty.unwrap_or(d.repeat_penalty),
+            seed: req.seed,
+            max_tokens: req.max_tokens,
+            stop: req.stop.clone(),
+        };
+        opts.validate()?;
+        Ok(opts)
+    }
+
+    /// Checks every value is in range.
+    pub fn validate(&self) -> Result<(), BackendError> {
+        let bad = |msg: &str, param: &str| Err(BackendError::invalid_param(msg, param));
+        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
+            return bad("temperature must be a number >= 0", "temperature");
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad("top_p must be in (0, 1]", "top_p");
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return bad("min_p must be in [0, 1]", "min_p");
+        }
+        if !(self.repeat_penalty.is_finite() && self.repeat_penalty > 0.0) {
+            return bad("repeat_penalty must be a number > 0", "repeat_penalty");
+        }
+        if self.max_tokens == Some(0) {
+            return bad("max_tokens must be at least 1", "max_tokens");
+        }
+        if self.top_k > i32::MAX as u32 {
+            return bad("top_k is too large", "top_k");
+        }
+        Ok(())
+    }
+}
+
+/// The sampler chain for these options: the constraint first (it masks the whole
+/// vocabulary), then penalties, then greedy or top-k/top-p/min-p/temperature/dist.
+///
+/// The chain's `sample` call accepts the chosen token into every sampler of the chain,
+/// the constraint included; nothing else may accept it again.
+pub(crate) fn build_chain(
+    opts: &GenerateOptions,
+    n_vocab: i32,
+    constraint: Option<Matcher>,
+) -> LlamaSampler {
+    let mut chain = Vec::new();
+    if let Some(matcher) = constraint {
+        chain.push(LlamaSampler::from(matcher));
+    }
+    if opts.repeat_penalty != 1.0 {
+        chain.push(LlamaSampler::penalties(n_vocab, PENALTY_LAST_N, opts.repeat_penalty, 0.0, 0.0));
+    }
+    if opts.temperature <= 0.0 {
+        chain.push(LlamaSampler::greedy());
+    } else {
+        if opts.top_k > 0 {
+            chain.push(LlamaSampler::top_k(opts.top_k as i32));
+        }
+        if opts.top_p < 1.0 {
+            chain.push(LlamaSampler::top_p(opts.top_p, 1));
+        }
+        if opts.min_p > 0.0 {
+            chain.push(LlamaSampler::min_p(opts.min_p, 1));
+        }
+        chain.push(LlamaSampler::temp(opts.temperature));
+        chain.push(LlamaSampler::dist(seed32(opts.seed)));
+    }
+    LlamaSampler::chain(chain, true)
+}
+
+/// Folds a 64-bit seed into llama.cpp's 32 bits, avoiding its "random seed" marker; no seed
+/// gives a fresh random one.
+fn seed32(seed: Option<u64>) -> u32 {
+    let seed = seed.unwrap_or_else(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        h.finish()
+    });
+    let folded = (seed ^ (seed >> 32)) as u32;
+    if folded == u32::MAX {
+        0x5eed
+    } else {
+        folded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_values_override_defaults() {
+        let mut req = ChatRequest::default().with_temperature(0.0).with_seed(9).with_max_tokens(5);
+        req.top_k = Some(3);
+        req.stop = vec!["x".into()];
+        let o = GenerateOptions::from_request(&req).unwrap();
+        assert_eq!(o.temperature, 0.0);
+        assert_eq!(o.top_k, 3);
+        assert_eq!(o.top_p, 0.95);
+        assert_eq!(o.seed, Some(9));
+        assert_eq!(o.max_tokens, Some(5));
+        assert_eq!(o.stop, vec!["x"]);
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_field() {
+        let param = |req: ChatRequest| match GenerateOptions::from_request(&req) {
+            Err(BackendError::InvalidRequest { param, .. }) => param,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(param(ChatRequest::default().with_temperature(-1.0)).as_deref(), Some("temperature"));
+        assert_eq!(param(ChatRequest { top_p: Some(0.0), ..Default::default() }).as_deref(), Some("top_p"));
+        assert_eq!(param(ChatRequest::default().with_max_tokens(0)).as_deref(), Some("max_tokens"));
+        assert_eq!(
+            param(ChatRequest { repeat_penalty: Some(0.0), ..Default::default() }).as_deref(),
+            Some("repeat_penalty")
+        );
+    }
+
+    #[test]
+    fn seeds_are_stable_and_never_the_random_marker() {
+        assert_eq!(seed32(Some(42)), seed32(Some(42)));
+        assert_ne!(seed32(Some(u64::from(u32::MAX))), u32::MAX);
+        assert_ne!(seed32(Some(1)), seed32(Some(2)));
+    }
+}

@@ -1,0 +1,437 @@
+//! Continuous batching over a fixed set of slots (llama.cpp sequence ids) sharing one
+//! unified KV cache.
+//!
+//! Every step builds one batch holding one token for every slot that is generating and
+//! then as many pending prompt tokens as still fit, so concurrent requests decode together.
+//! Each slot remembers the tokens its KV cells hold; a new request takes the slot sharing
+//! its longest token prefix (else the least recently used one) and only evaluates the rest.
+//! Cells are accounted for: a request is admitted only when its remaining prompt fits beside
+//! what other slots hold and reserve (idle slots' caches are evicted, least recently used
+//! first, to make room), so a prompt never fails half-way for lack of cells.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use agentgen_core::{BackendError, FinishReason, Timings, Usage};
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+
+use super::sampling::build_chain;
+use super::text::{Pushed, TextOutput};
+use super::worker::{tokenize_prompt, Event, Finished, Job, SharedStats};
+use super::LocalConfig;
+
+/// A job waiting for a slot, its prompt already tokenized.
+struct Queued {
+    job: Box<Job>,
+    tokens: Vec<LlamaToken>,
+}
+
+/// One sequence of the KV cache.
+struct Slot {
+    seq: i32,
+    /// Exactly the tokens whose KV cells this sequence holds, at positions 0..len.
+    kv: Vec<LlamaToken>,
+    /// Scheduler clock of the last use, for LRU choice and eviction.
+    last_used: u64,
+    active: Option<Box<Active>>,
+}
+
+/// A request being served in a slot.
+struct Active {
+    job: Box<Job>,
+    prompt: Vec<LlamaToken>,
+    cached: usize,
+    sampler: LlamaSampler,
+    /// Sampled and shown, not yet decoded.
+    pending: Option<LlamaToken>,
+    generated: u32,
+    output: TextOutput,
+    admitted: u64,
+    prompt_started: Option<Instant>,
+    first_token: Option<Instant>,
+}
+
+impl Active {
+    fn in_prefill(&self, kv_len: usize) -> bool {
+        kv_len < self.prompt.len()
+    }
+}
+
+/// What one slot put into the current batch.
+struct Planned {
+    slot: usize,
+    tokens: Vec<LlamaToken>,
+    /// Batch index whose logits to sample from.
+    logits: Option<i32>,
+}
+
+/// The slots, the queue and the llama.cpp context they share.
+pub(crate) struct Scheduler<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+    n_ctx: usize,
+    n_batch: usize,
+    n_vocab: i32,
+    slots: Vec<Slot>,
+    queue: VecDeque<Queued>,
+    clock: u64,
+    stats: Arc<SharedStats>,
+}
+
+impl<'m> Scheduler<'m> {
+    pub(crate) fn new(
+        model: &'m LlamaModel,
+        ctx: LlamaContext<'m>,
+        config: &LocalConfig,
+        stats: Arc<SharedStats>,
+    ) -> Self {
+        let n_ctx = ctx.n_ctx() as usize;
+        let n_batch = (ctx.n_batch() as usize).max(1);
+        let slots = (0..config.slots)
+            .map(|i| Slot { seq: i as i32, kv: Vec::new(), last_used: 0, active: None })
+            .collect();
+        Self {
+            model,
+            ctx,
+            batch: LlamaBatch::new(n_batch, 1),
+            n_ctx,
+            n_batch,
+            n_vocab: model.n_vocab(),
+            slots,
+            queue: VecDeque::new(),
+            clock: 0,
+            stats,
+        }
+    }
+
+    /// No queued or running work.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.slots.iter().all(|s| s.active.is_none())
+    }
+
+    /// Tokenizes a job and queues it, or answers it at once when its prompt cannot fit.
+    pub(crate) fn enqueue(&mut self, job: Box<Job>) {
+        let tokens = tokenize_prompt(self.model, &job.prompt);
+        if tokens.is_empty() {
+            let _ = job.events.send(Event::Error(BackendError::invalid_param("the prompt is empty", "messages")));
+            return;
+        }
+        if tokens.len() + 1 > self.n_ctx {
+            let _ = job.events.send(Event::Error(BackendError::ContextOverflow {
+                prompt_tokens: tokens.len(),
+                limit: self.n_ctx,
+            }));
+            return;
+        }
+        self.queue.push_back(Queued { job, tokens });
+        self.publish_load();
+    }
+
+    /// Moves queued jobs into free slots while there are slots and KV cells for them.
+    pub(crate) fn admit(&mut self) {
+        while let Some(front) = self.queue.front() {
+            if front.job.events.is_closed() {
+                self.queue.pop_front();
+                continue;
+            }
+            let Some(idx) = self.pick_slot(&front.tokens) else { break };
+            let prompt_len = front.tokens.len();
+            let prefix = common_prefix(&self.slots[idx].kv, &front.tokens);
+            let mut reuse = prefix.min(prompt_len - 1);
+            let need = prompt_len - reuse + 1;
+            let others = self.used_cells() - self.slots[idx].kv.len() + self.reserved_cells();
+            let mut avail = self.n_ctx.saturating_sub(others + reuse);
+            if avail < need {
+                avail += self.evict_idle(need - avail, Some(idx));
+                if avail < need {
+                    break;
+                }
+            }
+            let Some(Queued { mut job, tokens }) = self.queue.pop_front() else { break };
+            let slot = &mut self.slots[idx];
+            if slot.kv.len() > reuse {
+                let trimmed = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), Some(reuse as u32), None);
+                if !matches!(trimmed, Ok(true)) {
+                    // Some memories cannot drop a tail; start the sequence over.
+                    let _ = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
+                    reuse = 0;
+                }
+                slot.kv.truncate(reuse);
+            }
+            self.clock += 1;
+            slot.last_used = self.clock;
+            let sampler = build_chain(&job.options, self.n_vocab, job.matcher.take());
+            let output = TextOutput::new(&job.options.stop);
+            SharedStats::add(&self.stats.prompt_tokens_cached, reuse);
+            slot.active = Some(Box::new(Active {
+                job,
+                prompt: tokens,
+                cached: reuse,
+                sampler,
+                pending: None,
+                generated: 0,
+                output,
+                admitted: self.clock,
+                prompt_started: None,
+                first_token: None,
+            }));
+        }
+        self.publish_load();
+    }
+
+    /// Runs one batched decode and samples every slot that produced logits.
+    pub(crate) fn step(&mut self) {
+        self.drop_cancelled();
+        self.batch.clear();
+        let mut plan: Vec<Planned> = Vec::new();
+        let mut avail = self.n_ctx.saturating_sub(self.used_cells() + self.reserved_cells());
+
+        // One token for every generating slot.
+        for i in 0..self.slots.len() {
+            let Some(token) = self.slots[i].active.as_ref().and_then(|a| a.pending) else { continue };
+            if self.slots[i].kv.len() >= self.n_ctx {
+                self.finish(i, FinishReason::Length);
+                continue;
+            }
+            if avail == 0 {
+                avail += self.evict_idle(1, None);
+            }
+            if avail == 0 {
+                self.finish(i, FinishReason::Length);
+                continue;
+            }
+            avail -= 1;
+            let index = self.batch.n_tokens();
+            let pos = self.slots[i].kv.len() as i32;
+            if self.batch.add(token, pos, &[self.slots[i].seq], true).is_err() {
+                break;
+            }
+            plan.push(Planned { slot: i, tokens: vec![token], logits: Some(index) });
+        }
+
+        // Then prompt tokens, oldest request first, as many as fit in the batch.
+        let mut prefilling: Vec<(u64, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.active.as_ref().filter(|a| a.in_prefill(s.kv.len())).map(|a| (a.admitted, i)))
+            .collect();
+        prefilling.sort_unstable();
+        for (_, i) in prefilling {
+            let room = self.n_batch - self.batch.n_tokens() as usize;
+            if room == 0 {
+                break;
+            }
+            let slot = &mut self.slots[i];
+            let Some(active) = slot.active.as_mut() else { continue };
+            let start = slot.kv.len();
+            let end = (start + room).min(active.prompt.len());
+            let mut logits = None;
+            for (pos, &token) in (start..end).zip(&active.prompt[start..end]) {
+                let last = pos + 1 == active.prompt.len();
+                if last {
+                    logits = Some(self.batch.n_tokens());
+                }
+                if self.batch.add(token, pos as i32, &[slot.seq], last).is_err() {
+                    break;
+                }
+            }
+            active.prompt_started.get_or_insert_with(Instant::now);
+            plan.push(Planned { slot: i, tokens: active.prompt[start..end].to_vec(), logits });
+        }
+
+        if plan.is_empty() {
+            return;
+        }
+        if let Err(e) = self.ctx.decode(&mut self.batch) {
+            tracing::error!(error = %e, "llama.cpp decode failed");
+            for p in plan {
+                self.fail(p.slot, BackendError::Internal(format!("llama.cpp decode failed: {e}")));
+            }
+            return;
+        }
+        for p in plan {
+            let slot = &mut self.slots[p.slot];
+            let prefill = slot.active.as_ref().is_some_and(|a| a.in_prefill(slot.kv.len()));
+            slot.kv.extend_from_slice(&p.tokens);
+            if prefill {
+                SharedStats::add(&self.stats.prompt_tokens_evaluated, p.tokens.len());
+            }
+            if let Some(active) = slot.active.as_mut() {
+                active.pending = None;
+            }
+            if let Some(index) = p.logits {
+                self.sample(p.slot, index);
+            }
+        }
+    }
+
+    /// Samples the next token of a slot from the logits at `index` of the last batch.
+    fn sample(&mut self, i: usize, index: i32) {
+        let Some(active) = self.slots[i].active.as_mut() else { return };
+        // `sample` also accepts the token into every sampler of the chain (the constraint
+        // included); accepting it again would desynchronise the constraint.
+        let token = active.sampler.sample(&self.ctx, index);
+        let now = Instant::now();
+        active.first_token.get_or_insert(now);
+        if self.slots[i].kv.len() >= self.n_ctx {
+            // No position is left for this token: the context is full.
+            self.finish(i, FinishReason::Length);
+            return;
+        }
+        let Some(active) = self.slots[i].active.as_mut() else { return };
+        active.generated += 1;
+        SharedStats::add(&self.stats.tokens_generated, 1);
+        let vocab = self.model.vocab();
+        if vocab.is_eog(token) {
+            self.finish(i, FinishReason::Stop);
+            return;
+        }
+        let piece = vocab.token_to_piece(token, false, None);
+        let (text, stopped) = match active.output.push(&piece) {
+            Pushed::Text(t) => (t, false),
+            Pushed::Stop(t) => (t, true),
+        };
+        if !text.is_empty() && active.job.events.send(Event::Text(text)).is_err() {
+            self.release(i);
+            return;
+        }
+        if stopped {
+            self.finish(i, FinishReason::Stop);
+        } else if active.job.options.max_tokens.is_some_and(|m| active.generated >= m) {
+            self.finish(i, FinishReason::Length);
+        } else {
+            active.pending = Some(token);
+        }
+    }
+
+    /// Ends a slot's request normally: the rest of its text, then usage and timings.
+    fn finish(&mut self, i: usize, finish_reason: FinishReason) {
+        let Some(mut active) = self.slots[i].active.take() else { return };
+        let rest = active.output.finish();
+        if !rest.is_empty() {
+            let _ = active.job.events.send(Event::Text(rest));
+        }
+        let now = Instant::now();
+        let prompt_n = (active.prompt.len() - active.cached) as u32;
+        let first = active.first_token.unwrap_or(now);
+        let prompt_ms = active.prompt_started.map_or(0.0, |s| ms(first - s));
+        let predicted_ms = ms(now - first);
+        let per_second = |n: u32, ms: f64| if ms > 0.0 { f64::from(n) * 1000.0 / ms } else { 0.0 };
+        let timings = Timings {
+            prompt_n,
+            prompt_ms,
+            prompt_per_second: per_second(prompt_n, prompt_ms),
+            predicted_n: active.generated,
+            predicted_ms,
+            predicted_per_second: per_second(active.generated, predicted_ms),
+            time_to_first_token_ms: ms(first.saturating_duration_since(active.job.arrived)),
+        };
+        let usage = Usage::new(active.prompt.len() as u32, active.generated, active.cached as u32);
+        let _ = active.job.events.send(Event::Done(Finished { finish_reason, usage, timings }));
+        self.stats.requests_finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.touch(i);
+    }
+
+    /// Ends a slot's request with an error; its KV content is dropped.
+    fn fail(&mut self, i: usize, error: BackendError) {
+        if let Some(active) = self.slots[i].active.take() {
+            let _ = active.job.events.send(Event::Error(error));
+        }
+        self.clear_slot(i);
+        self.touch(i);
+    }
+
+    /// Frees a slot whose caller went away; what its cells hold stays usable as a cache.
+    fn release(&mut self, i: usize) {
+        if self.slots[i].active.take().is_some() {
+            tracing::debug!(slot = i, "request cancelled");
+        }
+        self.touch(i);
+    }
+
+    fn drop_cancelled(&mut self) {
+        for i in 0..self.slots.len() {
+            if self.slots[i].active.as_ref().is_some_and(|a| a.job.events.is_closed()) {
+                self.release(i);
+            }
+        }
+    }
+
+    fn touch(&mut self, i: usize) {
+        self.clock += 1;
+        self.slots[i].last_used = self.clock;
+        self.publish_load();
+    }
+
+    fn clear_slot(&mut self, i: usize) {
+        let seq = self.slots[i].seq as u32;
+        let _ = self.ctx.clear_kv_cache_seq(Some(seq), None, None);
+        self.slots[i].kv.clear();
+    }
+
+    /// The free slot for these tokens: longest shared prefix, else least recently used.
+    fn pick_slot(&self, tokens: &[LlamaToken]) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.active.is_none())
+            .max_by_key(|(_, s)| (common_prefix(&s.kv, tokens), std::cmp::Reverse(s.last_used)))
+            .map(|(i, _)| i)
+    }
+
+    /// Drops idle slots' caches, least recently used first, until `needed` cells are free
+    /// or none is left to drop. Returns the cells freed.
+    fn evict_idle(&mut self, needed: usize, except: Option<usize>) -> usize {
+        let mut idle: Vec<(u64, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| s.active.is_none() && !s.kv.is_empty() && Some(*i) != except)
+            .map(|(i, s)| (s.last_used, i))
+            .collect();
+        idle.sort_unstable();
+        let mut freed = 0;
+        for (_, i) in idle {
+            if freed >= needed {
+                break;
+            }
+            freed += self.slots[i].kv.len();
+            self.clear_slot(i);
+        }
+        freed
+    }
+
+    fn used_cells(&self) -> usize {
+        self.slots.iter().map(|s| s.kv.len()).sum()
+    }
+
+    /// Cells promised to prompts still being evaluated.
+    fn reserved_cells(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.active.as_ref().map(|a| a.prompt.len().saturating_sub(s.kv.len())))
+            .sum()
+    }
+
+    fn publish_load(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let busy = self.slots.iter().filter(|s| s.active.is_some()).count();
+        self.stats.busy_slots.store(busy, Relaxed);
+        self.stats.queue_depth.store(self.queue.len(), Relaxed);
+    }
+}
+
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,296 @@
+//! The inference thread: it loads the model, owns llama.cpp's backend handle, model and
+//! context, and serves commands sent through a channel until every sender is gone and no
+//! generation is left.
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use agentgen_core::{BackendError, FinishReason, Timings, Usage};
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::{send_logs_to_tracing, LogOptions};
+use llguidance::Matcher;
+use tokio::sync::{mpsc, oneshot};
+
+use super::sampling::GenerateOptions;
+use super::scheduler::Scheduler;
+use super::LocalConfig;
+use crate::error::LocalError;
+use crate::format::PromptSegment;
+
+/// What the inference thread is asked to do.
+pub(crate) enum Command {
+    /// Generate text for a prompt.
+    Generate(Box<Job>),
+    /// Tokenize prompt segments, one token list per segment.
+    Tokenize { segments: Vec<PromptSegment>, reply: oneshot::Sender<Vec<Vec<i32>>> },
+    /// Build llguidance's view of the vocabulary.
+    TokEnv { reply: oneshot::Sender<toktrie::TokEnv> },
+}
+
+/// One generation request.
+pub(crate) struct Job {
+    pub prompt: Vec<PromptSegment>,
+    pub options: GenerateOptions,
+    /// The output constraint, ready to sample with.
+    pub matcher: Option<Matcher>,
+    pub events: mpsc::UnboundedSender<Event>,
+    /// When the caller asked.
+    pub arrived: Instant,
+}
+
+/// What the inference thread reports about one job.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// More text (stop sequences already removed).
+    Text(String),
+    /// The end.
+    Done(Finished),
+    /// The job failed.
+    Error(BackendError),
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Finished {
+    pub finish_reason: FinishReason,
+    pub usage: Usage,
+    pub timings: Timings,
+}
+
+/// What the thread learnt loading the model.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadInfo {
+    pub n_ctx: u32,
+    pub chat_template: Option<String>,
+    pub bos_token: String,
+    pub eos_token: String,
+}
+
+/// Counters the thread updates and callers read.
+#[derive(Debug, Default)]
+pub(crate) struct SharedStats {
+    pub prompt_tokens_evaluated: AtomicU64,
+    pub prompt_tokens_cached: AtomicU64,
+    pub tokens_generated: AtomicU64,
+    pub requests_finished: AtomicU64,
+    pub busy_slots: AtomicUsize,
+    pub queue_depth: AtomicUsize,
+}
+
+impl SharedStats {
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// llama.cpp's process-wide backend: it may be initialised once per process, so every
+/// engine shares it. Its logs go to `tracing` (target `llama-cpp-2`), never to stderr.
+fn llama_backend() -> Result<&'static LlamaBackend, LocalError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            send_logs_to_tracing(LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| LocalError::Context(format!("llama.cpp backend: {e}")))
+}
+
+/// Starts the inference thread and waits until the model is loaded.
+pub(crate) fn spawn(
+    config: LocalConfig,
+    threads: usize,
+    stats: Arc<SharedStats>,
+) -> Result<(Sender<Command>, LoadInfo), LocalError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("agentgen-llama".into())
+        .spawn(move || run(&config, threads, &rx, &ready_tx, &stats))
+        .map_err(|e| LocalError::Context(format!("cannot start the inference thread: {e}")))?;
+    match ready_rx.recv() {
+        Ok(Ok(info)) => Ok((tx, info)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(LocalError::EngineGone),
+    }
+}
+
+fn run(
+    config: &LocalConfig,
+    threads: usize,
+    rx: &Receiver<Command>,
+    ready: &SyncSender<Result<LoadInfo, LocalError>>,
+    stats: &Arc<SharedStats>,
+) {
+    let loaded = llama_backend().and_then(|backend| {
+        let model = load_model(backend, &config.model_path)?;
+        Ok((backend, model))
+    });
+    let (backend, model) = match loaded {
+        Ok(pair) => pair,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let n_ctx = config.context_size.unwrap_or_else(|| model.n_ctx_train().min(super::DEFAULT_MAX_CONTEXT));
+    let Some(n_ctx_nz) = NonZeroU32::new(n_ctx) else {
+        let _ = ready.send(Err(LocalError::Config("context_size must be at least 1".into())));
+        return;
+    };
+    let threads = i32::try_from(threads.max(1)).unwrap_or(i32::MAX);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(Some(n_ctx_nz))
+        .with_n_batch(config.batch_size)
+        .with_n_ubatch(config.batch_size)
+        .with_n_seq_max(config.slots as u32)
+        // One KV buffer shared by all slots: any one conversation may use the whole context,
+        // and the scheduler accounts for the cells every slot holds.
+        .with_kv_unified(true)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let ctx = match model.new_context(backend, params) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            let _ = ready.send(Err(LocalError::Context(format!("{e} (context size {n_ctx})"))));
+            return;
+        }
+    };
+    let vocab = model.vocab();
+    let piece = |t: LlamaToken| {
+        if t.0 < 0 {
+            String::new()
+        } else {
+            String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned()
+        }
+    };
+    let info = LoadInfo {
+        n_ctx: ctx.n_ctx(),
+        chat_template: model.meta_val_str("tokenizer.chat_template").ok(),
+        bos_token: piece(vocab.bos()),
+        eos_token: piece(vocab.eos()),
+    };
+    tracing::info!(
+        path = %config.model_path.display(),
+        n_ctx = info.n_ctx,
+        slots = config.slots,
+        threads,
+        "local model loaded"
+    );
+    let mut scheduler = Scheduler::new(&model, ctx, config, Arc::clone(stats));
+    if ready.send(Ok(info)).is_err() {
+        return;
+    }
+    serve(&mut scheduler, &model, rx);
+    tracing::debug!("inference thread stopping");
+}
+
+fn load_model(backend: &LlamaBackend, path: &Path) -> Result<LlamaModel, LocalError> {
+    check_model_file(path)?;
+    // A model without GPU layers: this build is CPU-only.
+    let params = LlamaModelParams::default();
+    LlamaModel::load_from_file(backend, path, &params).map_err(|e| LocalError::Load {
+        path: path.to_path_buf(),
+        reason: format!("llama.cpp rejected the file ({e}); it may be truncated or of an unsupported architecture"),
+    })
+}
+
+/// The file must exist and start with the GGUF magic before llama.cpp sees it.
+pub(crate) fn check_model_file(path: &Path) -> Result<(), LocalError> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(LocalError::ModelMissing { path: path.to_path_buf() })
+        }
+        Err(e) => return Err(LocalError::Load { path: path.to_path_buf(), reason: e.to_string() }),
+    };
+    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        return Err(LocalError::NotGguf { path: path.to_path_buf(), reason: "it is a directory".into() });
+    }
+    let mut magic = [0u8; 4];
+    match file.read_exact(&mut magic) {
+        Ok(()) if &magic == b"GGUF" => Ok(()),
+        Ok(()) => Err(LocalError::NotGguf {
+            path: path.to_path_buf(),
+            reason: format!("it starts with {magic:02x?} instead of the GGUF magic"),
+        }),
+        Err(_) => Err(LocalError::NotGguf {
+            path: path.to_path_buf(),
+            reason: "it is shorter than a GGUF header".into(),
+        }),
+    }
+}
+
+/// The command loop: block for work when idle, otherwise take what arrived and run one
+/// batched step.
+fn serve(scheduler: &mut Scheduler<'_>, model: &LlamaModel, rx: &Receiver<Command>) {
+    let mut senders_gone = false;
+    loop {
+        if scheduler.is_idle() {
+            if senders_gone {
+                return;
+            }
+            match rx.recv() {
+                Ok(cmd) => handle(scheduler, model, cmd),
+                Err(_) => return,
+            }
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(cmd) => handle(scheduler, model, cmd),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    senders_gone = true;
+                    break;
+                }
+            }
+        }
+        scheduler.admit();
+        scheduler.step();
+    }
+}
+
+fn handle(scheduler: &mut Scheduler<'_>, model: &LlamaModel, cmd: Command) {
+    match cmd {
+        Command::Generate(job) => scheduler.enqueue(job),
+        Command::Tokenize { segments, reply } => {
+            let tokens = segments
+                .iter()
+                .map(|s| tokenize_segment(model, s).into_iter().map(|t| t.0).collect())
+                .collect();
+            let _ = reply.send(tokens);
+        }
+        Command::TokEnv { reply } => {
+            let started = Instant::now();
+            let env = llama_cpp_2::sampling::LlamaSampler::llguidance_tok_env(model);
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "built the llguidance token env");
+            let _ = reply.send(env);
+        }
+    }
+}
+
+/// One segment as tokens: template text may hold control tokens, message text never does.
+pub(crate) fn tokenize_segment(model: &LlamaModel, segment: &PromptSegment) -> Vec<LlamaToken> {
+    model.vocab().tokenize(segment.text.as_bytes(), false, segment.parse_special)
+}
+
+/// The whole prompt as tokens, with the BOS token in front when the model wants one and the
+/// template did not write it.
+pub(crate) fn tokenize_prompt(model: &LlamaModel, segments: &[PromptSegment]) -> Vec<LlamaToken> {
+    let mut tokens: Vec<LlamaToken> = segments.iter().flat_map(|s| tokenize_segment(model, s)).collect();
+    let vocab = model.vocab();
+    let bos = vocab.bos();
+    if vocab.should_add_bos() && bos.0 >= 0 && tokens.first() != Some(&bos) {
+        tokens.insert(0, bos);
+    }
+    tokens
+}

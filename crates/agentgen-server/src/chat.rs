@@ -1,0 +1,232 @@
+//! `POST /v1/chat/completions`: whole answers and server-sent-event streams.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use agentgen_core::{ChatBackend, ChatChunk, ChatStream};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::state::{AppState, SlotGuard};
+use crate::wire::{completion_json, parse_chat_request, ChunkWriter};
+
+/// Maps axum's body rejections (too large, unreadable) to OpenAI errors.
+pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            "invalid_request_error",
+            "The request body is too large for this server.",
+        )
+        .with_code("request_too_large")
+    } else {
+        ApiError::new(
+            status,
+            "invalid_request_error",
+            format!("Could not read the request body: {}", rejection.body_text()),
+        )
+        .with_code("invalid_body")
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Whether `model` names the served model.
+pub(crate) fn model_matches(state: &AppState, backend: &dyn ChatBackend, model: &str) -> bool {
+    model == backend.info().model
+        || model == "default"
+        || state.inner.model_aliases.iter().any(|a| a == model)
+}
+
+/// The handler.
+pub(crate) async fn chat_completions(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let body = body.map_err(body_rejection)?;
+    let parsed = parse_chat_request(&body)?;
+    let backend = state.ready_backend()?;
+    let mut request = parsed.request;
+    if let Some(model) = &request.model {
+        if !model_matches(&state, backend.as_ref(), model) {
+            return Err(ApiError::model_not_found(model));
+        }
+    }
+    request.model = Some(backend.info().model.clone());
+    let slot = state.acquire_slot().await?;
+    let metrics = state.metrics().clone();
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = now_secs();
+
+    if !parsed.stream {
+        let guard = CancelGuard(Some(metrics.clone()));
+        let result = backend.complete(request).await;
+        guard.disarm();
+        let resp = result?;
+        drop(slot);
+        metrics.record_latency(started.elapsed());
+        metrics.record_usage(&resp.usage);
+        if let Some(t) = &resp.timings {
+            metrics.record_ttft(std::time::Duration::from_secs_f64(
+                t.time_to_first_token_ms.max(0.0) / 1000.0,
+            ));
+        }
+        let model =
+            if resp.model.is_empty() { backend.info().model.clone() } else { resp.model.clone() };
+        return Ok(Json(completion_json(&resp, &id, created, &model)).into_response());
+    }
+
+    let mut stream = backend.stream(request).await?;
+    // Wait for the first item so a failure before any token (context overflow, bad schema)
+    // still answers a plain HTTP error instead of a broken stream.
+    let first = match stream.next().await {
+        Some(Ok(chunk)) => Some(chunk),
+        Some(Err(e)) => return Err(e.into()),
+        None => None,
+    };
+    let writer = ChunkWriter {
+        id,
+        created,
+        model: backend.info().model.clone(),
+        include_usage: parsed.include_usage,
+    };
+    let sse = SseState {
+        stream,
+        pending: first,
+        writer,
+        phase: Phase::Role,
+        started,
+        ttft_seen: false,
+        metrics,
+        completed: false,
+        _slot: slot,
+    };
+    let events = futures::stream::unfold(sse, |mut st| async move {
+        let events = st.next_events().await?;
+        Some((futures::stream::iter(events.into_iter().map(Ok::<Event, Infallible>)), st))
+    })
+    .flatten();
+    Ok(Sse::new(events).into_response())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Role,
+    Body,
+    Done,
+}
+
+/// The state of one SSE answer. It owns the backend stream and the slot: when the client goes
+/// away, hyper drops the body, this is dropped, and dropping the stream cancels the generation.
+struct SseState {
+    stream: ChatStream,
+    pending: Option<ChatChunk>,
+    writer: ChunkWriter,
+    phase: Phase,
+    started: Instant,
+    ttft_seen: bool,
+    metrics: Arc<Metrics>,
+    completed: bool,
+    _slot: SlotGuard,
+}
+
+fn data(v: &serde_json::Value) -> Event {
+    Event::default().data(v.to_string())
+}
+
+impl SseState {
+    /// The next events to send, or `None` when the stream is over.
+    async fn next_events(&mut self) -> Option<Vec<Event>> {
+        match self.phase {
+            Phase::Done => None,
+            Phase::Role => {
+                self.phase = Phase::Body;
+                Some(vec![data(&self.writer.role())])
+            }
+            Phase::Body => {
+                let item = match self.pending.take() {
+                    Some(chunk) => Some(Ok(chunk)),
+                    None => self.stream.next().await,
+                };
+                Some(match item {
+                    Some(Ok(chunk)) => self.on_chunk(&chunk),
+                    Some(Err(e)) => {
+                        self.phase = Phase::Done;
+                        tracing::warn!(error = %e, "stream failed mid-way");
+                        vec![data(&crate::error::ApiError::from(e).body())]
+                    }
+                    None => {
+                        self.phase = Phase::Done;
+                        let e = agentgen_core::BackendError::Protocol(
+                            "the backend's stream ended before a finish reason".into(),
+                        );
+                        vec![data(&crate::error::ApiError::from(e).body())]
+                    }
+                })
+            }
+        }
+    }
+
+    fn on_chunk(&mut self, chunk: &ChatChunk) -> Vec<Event> {
+        let mut out = Vec::new();
+        if let Some(delta) = self.writer.delta(chunk) {
+            if !self.ttft_seen {
+                self.ttft_seen = true;
+                self.metrics.record_ttft(self.started.elapsed());
+            }
+            out.push(data(&delta));
+        }
+        if let Some(reason) = chunk.finish_reason {
+            out.push(data(&self.writer.finish(chunk, reason)));
+            let usage = chunk.usage.unwrap_or_default();
+            self.metrics.record_usage(&usage);
+            self.metrics.record_latency(self.started.elapsed());
+            if self.writer.include_usage {
+                out.push(data(&self.writer.usage(&usage)));
+            }
+            out.push(Event::default().data("[DONE]"));
+            self.phase = Phase::Done;
+            self.completed = true;
+        }
+        out
+    }
+}
+
+impl Drop for SseState {
+    fn drop(&mut self) {
+        if !self.completed && self.phase != Phase::Done {
+            tracing::info!("client went away; generation cancelled");
+            self.metrics.record_cancelled();
+        }
+    }
+}
+
+/// Counts a whole-answer request whose client went away (its future was dropped mid-way).
+struct CancelGuard(Option<Arc<Metrics>>);
+
+impl CancelGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if let Some(m) = self.0.take() {
+            tracing::info!("client went away; generation cancelled");
+            m.record_cancelled();
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The router: routes, authentication, metrics, body limit and CORS.
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::attest::Attestation;
+use crate::chat::{chat_completions, model_matches};
+use crate::error::ApiError;
+use crate::state::{AppState, Load};
+
+/// The API as an axum router over this state.
+pub fn router(state: AppState) -> Router {
+    let mut app = Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/chat/completions", post(chat_completions))
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{id}", get(get_model))
+        .route("/v1/locality", get(locality))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(state.inner.body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests));
+    if state.inner.cors {
+        app = app.layer(tower_http::cors::CorsLayer::permissive());
+    }
+    app.with_state(state)
+}
+
+async fn no_route(uri: Uri) -> ApiError {
+    ApiError::no_route(uri.path())
+}
+
+async fn method_not_allowed(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        format!("Method not allowed for {}", uri.path()),
+    )
+    .with_code("method_not_allowed")
+}
+
+/// Counts every answered request by route and status.
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let resp = next.run(req).await;
+    state.metrics().record_request(&route, resp.status().as_u16());
+    resp
+}
+
+/// Checks the API key on every route but `/health`.
+async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(expected) = state.inner.api_key.as_deref() else {
+        return next.run(req).await;
+    };
+    if req.uri().path() == "/health" {
+        return next.run(req).await;
+    }
+    match presented_key(req.headers()) {
+        Some(key) if keys_match(key, expected) => next.run(req).await,
+        Some(_) => ApiError::unauthorized("Incorrect API key provided.").into_response(),
+        None => ApiError::unauthorized(
+            "No API key provided: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`.",
+        )
+        .into_response(),
+    }
+}
+
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        if let Some(token) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+            return Some(token.trim());
+        }
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// Compares digests in constant time, so neither content nor length leaks through timing.
+fn keys_match(presented: &str, expected: &str) -> bool {
+    let a = Sha256::digest(presented.as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    a.ct_eq(&b).into()
+}
+
+fn model_object(state: &AppState, id: &str) -> serde_json::Value {
+    json!({"id": id, "object": "model", "created": state.inner.started, "owned_by": "agentgen"})
+}
+
+async fn list_models(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let backend = state.ready_backend()?;
+    let info = backend.info();
+    let mut data = vec![model_object(&state, &info.model)];
+    if let Some(ctx) = info.capabilities.context_length {
+        data[0]["meta"] = json!({"n_ctx": ctx});
+    }
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+async fn get_model(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let backend = state.ready_backend()?;
+    if !model_matches(&state, backend.as_ref(), &id) {
+        return Err(ApiError::model_not_found(&id));
+    }
+    Ok(Json(model_object(&state, &backend.info().model)))
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let load = state.inner.load.read().unwrap_or_else(|p| p.into_inner()).clone();
+    match load {
+        Load::Ready(_) => {
+            let busy = state.metrics().busy_slots();
+            Json(json!({
+                "status": "ok",
+                "slots_idle": state.inner.total_slots.saturating_sub(busy),
+                "slots_processing": busy,
+            }))
+            .into_response()
+        }
+        _ => match state.ready_backend() {
+            Err(e) => e.into_response(),
+            Ok(_) => StatusCode::OK.into_response(),
+        },
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.metrics().render(state.inner.total_slots);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+        .body(Body::from(text))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn locality(State(state): State<AppState>) -> Result<Json<Attestation>, ApiError> {
+    let backend = state.ready_backend()?;
+    let info = backend.info();
+    let (model_path, digest) = match &state.inner.attestation {
+        Some((source, rx)) => {
+            let mut rx = rx.clone();
+            let digest = rx
+                .wait_for(Option::is_some)
+                .await
+                .map(|d| d.clone().flatten_digest())
+                .unwrap_or_else(|_| Err("the model hash task stopped".into()));
+            let path = std::path::absolute(&source.model_path)
+                .unwrap_or_else(|_| source.model_path.clone());
+            (Some(path.display().to_string()), Some(digest))
+        }
+        None => (None, None),
+    };
+    let (model_size, model_sha256, model_hash_error) = match digest {
+        Some(Ok(d)) => (Some(d.size), Some(d.sha256), None),
+        Some(Err(e)) => (None, None, Some(e)),
+        None => (None, None, None),
+    };
+    Ok(Json(Attestation {
+        locality: info.locality.clone(),
+        backend: info.name.clone(),
+        model: info.model.clone(),
+        model_path,
+        model_size,
+        model_sha256,
+        model_hash_error,
+        pid: std::process::id(),
+        hostname: crate::attest::hostname(),
+        bind_addresses: state.inner.bind_addresses.get().cloned().unwrap_or_default(),
+        remote_backend_configured: !info.locality.is_local(),
+    }))
+}
+
+trait FlattenDigest {
+    fn flatten_digest(self) -> Result<crate::attest::FileDigest, String>;
+}
+
+impl FlattenDigest for crate::state::DigestState {
+    fn flatten_digest(self) -> Result<crate::attest::FileDigest, String> {
+        self.unwrap_or_else(|| Err("the model is still being hashed".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_come_from_either_header() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Bearer sk-1".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("sk-1"));
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", "sk-2".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("sk-2"));
+        assert!(keys_match("sk-2", "sk-2"));
+        assert!(!keys_match("sk-2", "sk-22"));
+    }
+}

@@ -1,0 +1,235 @@
+//! Shared server state: the backend (filled in once loaded), the slot queue, metrics and the
+//! attestation of the model file.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use agentgen_core::ChatBackend;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use crate::attest::{hash_file, FileDigest, ModelAttestationSource};
+use crate::config::{ServeConfig, ServeError};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Where the backend stands.
+#[derive(Clone)]
+pub(crate) enum Load {
+    /// The model is still loading.
+    Loading,
+    /// Serving.
+    Ready(Arc<dyn ChatBackend>),
+    /// Loading failed; the server answers 503 with this message.
+    Failed(String),
+}
+
+/// The digest of the attested model file: `None` while it is being hashed.
+pub(crate) type DigestState = Option<Result<FileDigest, String>>;
+
+/// State shared by every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("ready", &self.backend().is_some()).finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) load: RwLock<Load>,
+    pub(crate) api_key: Option<String>,
+    pub(crate) local_only: bool,
+    pub(crate) model_aliases: Vec<String>,
+    pub(crate) body_limit: usize,
+    pub(crate) cors: bool,
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) total_slots: usize,
+    pub(crate) max_queue: usize,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) started: u64,
+    pub(crate) attestation: Option<(ModelAttestationSource, watch::Receiver<DigestState>)>,
+    pub(crate) bind_addresses: OnceLock<Vec<String>>,
+}
+
+impl AppState {
+    /// A server state that answers 503 "loading" until [`install_backend`](Self::install_backend).
+    ///
+    /// With an attestation source, the model file is hashed on a blocking thread right away;
+    /// this must then be called inside a Tokio runtime.
+    pub fn loading(config: &ServeConfig, attestation: Option<ModelAttestationSource>) -> Self {
+        let attestation = attestation.map(|source| {
+            let (tx, rx) = watch::channel(None);
+            let path = source.model_path.clone();
+            tokio::task::spawn_blocking(move || {
+                let digest =
+                    hash_file(&path).map_err(|e| format!("cannot hash {}: {e}", path.display()));
+                if let Err(e) = &digest {
+                    tracing::warn!("{e}");
+                }
+                let _ = tx.send(Some(digest));
+            });
+            (source, rx)
+        });
+        let max_concurrent = config.max_concurrent.max(1);
+        Self {
+            inner: Arc::new(Inner {
+                load: RwLock::new(Load::Loading),
+                api_key: config.api_key.clone(),
+                local_only: config.local_only,
+                model_aliases: config.model_aliases.clone(),
+                body_limit: config.body_limit_bytes,
+                cors: config.cors,
+                slots: Arc::new(Semaphore::new(max_concurrent)),
+                total_slots: max_concurrent,
+                max_queue: config.max_queue,
+                metrics: Arc::new(Metrics::default()),
+                started: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+                attestation,
+                bind_addresses: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// A ready server state. Fails as [`install_backend`](Self::install_backend) does.
+    pub fn new(
+        config: &ServeConfig,
+        backend: Arc<dyn ChatBackend>,
+        attestation: Option<ModelAttestationSource>,
+    ) -> Result<Self, ServeError> {
+        check_local_only(config.local_only, backend.as_ref())?;
+        let state = Self::loading(config, attestation);
+        state.install_backend(backend)?;
+        Ok(state)
+    }
+
+    /// Starts serving with this backend. Refuses a remote one under `local_only`, and a second one.
+    pub fn install_backend(&self, backend: Arc<dyn ChatBackend>) -> Result<(), ServeError> {
+        check_local_only(self.inner.local_only, backend.as_ref())?;
+        let mut load = self.inner.load.write().unwrap_or_else(|p| p.into_inner());
+        if matches!(*load, Load::Ready(_)) {
+            return Err(ServeError::BackendAlreadySet);
+        }
+        tracing::info!(backend = %backend.info().name, model = %backend.info().model, "backend ready");
+        *load = Load::Ready(backend);
+        Ok(())
+    }
+
+    /// Marks loading as failed: the server keeps answering 503 with this message.
+    pub fn fail_loading(&self, message: impl Into<String>) {
+        let mut load = self.inner.load.write().unwrap_or_else(|p| p.into_inner());
+        if !matches!(*load, Load::Ready(_)) {
+            *load = Load::Failed(message.into());
+        }
+    }
+
+    /// The backend, once loaded.
+    pub fn backend(&self) -> Option<Arc<dyn ChatBackend>> {
+        match &*self.inner.load.read().unwrap_or_else(|p| p.into_inner()) {
+            Load::Ready(b) => Some(b.clone()),
+            _ => None,
+        }
+    }
+
+    /// The backend, or the 503 to answer while there is none.
+    pub(crate) fn ready_backend(&self) -> Result<Arc<dyn ChatBackend>, ApiError> {
+        match &*self.inner.load.read().unwrap_or_else(|p| p.into_inner()) {
+            Load::Ready(b) => Ok(b.clone()),
+            Load::Loading => {
+                Err(ApiError::unavailable("Loading model", "model_loading", Duration::from_secs(5)))
+            }
+            Load::Failed(m) => Err(ApiError::unavailable(
+                format!("The model failed to load: {m}"),
+                "model_load_failed",
+                Duration::from_secs(60),
+            )),
+        }
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Records the addresses the server listens on (reported by `/v1/locality`).
+    pub fn set_bind_addresses(&self, addrs: Vec<String>) {
+        let _ = self.inner.bind_addresses.set(addrs);
+    }
+
+    /// Waits for a generation slot: at once if one is free, else in the queue; when the queue
+    /// is full, a 503 with `Retry-After`.
+    pub(crate) async fn acquire_slot(&self) -> Result<SlotGuard, ApiError> {
+        let permit = match self.inner.slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let queued = self.inner.metrics.queued();
+                let max = self.inner.max_queue;
+                if queued
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                        (q < max).then_some(q + 1)
+                    })
+                    .is_err()
+                {
+                    return Err(ApiError::unavailable(
+                        format!(
+                            "The server is busy: {} generations running and {max} waiting.",
+                            self.inner.total_slots
+                        ),
+                        "queue_full",
+                        Duration::from_secs(1),
+                    ));
+                }
+                let _waiting = QueueGuard(self.inner.metrics.clone());
+                self.inner.slots.clone().acquire_owned().await.map_err(|_| {
+                    ApiError::unavailable(
+                        "The server is shutting down",
+                        "shutting_down",
+                        Duration::from_secs(5),
+                    )
+                })?
+            }
+        };
+        self.inner.metrics.busy().fetch_add(1, Ordering::AcqRel);
+        Ok(SlotGuard { _permit: permit, metrics: self.inner.metrics.clone() })
+    }
+}
+
+fn check_local_only(local_only: bool, backend: &dyn ChatBackend) -> Result<(), ServeError> {
+    let info = backend.info();
+    match &info.locality {
+        agentgen_core::Locality::Remote { endpoint } if local_only => {
+            Err(ServeError::RemoteBackendRefused {
+                backend: info.name.clone(),
+                endpoint: endpoint.clone(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Decrements the queue gauge when a waiting request gets its slot or gives up.
+struct QueueGuard(Arc<Metrics>);
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        self.0.queued().fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A held generation slot; dropping it frees the slot.
+pub(crate) struct SlotGuard {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.metrics.busy().fetch_sub(1, Ordering::AcqRel);
+    }
+}

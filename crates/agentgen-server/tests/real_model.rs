@@ -1,0 +1,73 @@
+//! The real GGUF behind the HTTP API: one whole and one streamed chat.
+
+mod common;
+
+use std::sync::Arc;
+
+use agentgen_local::{LocalBackend, LocalConfig};
+use agentgen_server::{verify_local, ModelAttestationSource, ServeConfig};
+use common::{sse_data, TestServer};
+use serde_json::{json, Value};
+
+/// The test model, or `None` when model tests are skipped on purpose; panics otherwise.
+fn model_path() -> Option<std::path::PathBuf> {
+    match agentgen_local::cache::test_model_path() {
+        Ok(p) => Some(p),
+        Err(_) if std::env::var("AGENTGEN_SKIP_MODEL_TESTS").as_deref() == Ok("1") => {
+            eprintln!("AGENTGEN_SKIP_MODEL_TESTS=1: skipping the real-model server test");
+            None
+        }
+        Err(e) => panic!("real-model test needs the test model: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_model_answers_whole_and_streamed_chats_over_http() {
+    let Some(path) = model_path() else { return };
+    let mut local = LocalConfig::new(&path);
+    local.context_size = Some(2048);
+    local.slots = 2;
+    let backend = tokio::task::spawn_blocking(move || LocalBackend::load(local))
+        .await
+        .unwrap()
+        .expect("load");
+    let model_id = agentgen_core::ChatBackend::info(&backend).model.clone();
+    let config = ServeConfig { max_concurrent: 2, ..ServeConfig::default() };
+    let srv =
+        TestServer::start(config, Arc::new(backend), Some(ModelAttestationSource::file(&path)))
+            .await;
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    let body = json!({
+        "model": model_id,
+        "messages": [{"role": "user", "content": "What is the capital of France? Answer in one word."}],
+        "max_tokens": 16,
+        "temperature": 0,
+    });
+    let resp = c.post(srv.chat_url()).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let whole: Value = resp.json().await.unwrap();
+    let text = whole["choices"][0]["message"]["content"].as_str().unwrap_or_default();
+    assert!(text.contains("Paris"), "{whole}");
+    assert!(whole["usage"]["prompt_tokens"].as_u64().unwrap() > 5, "{whole}");
+    assert!(whole["usage"]["completion_tokens"].as_u64().unwrap() >= 1, "{whole}");
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let resp = c.post(srv.chat_url()).json(&streamed).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let data = sse_data(&resp.text().await.unwrap());
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> =
+        data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let streamed_text: String =
+        chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(streamed_text, text, "greedy stream and whole answer agree");
+    assert!(chunks.last().unwrap()["usage"]["total_tokens"].as_u64().unwrap() > 0);
+
+    let report = verify_local(&srv.url).await;
+    assert!(report.pass, "{report:#?}");
+    srv.stop().await.unwrap();
+}
