@@ -90,7 +90,7 @@ pub fn filler(tag: &str, tokens: usize) -> String {
     let mut out = format!("[{tag}] ");
     for i in 0..tokens {
         out.push_str(WORDS[(i * 7 + i / WORDS.len()) % WORDS.len()]);
-        out.push(if i % 12 == 11 { '.' } else { ' ' });
+        out.push_str(if i % 12 == 11 { ". " } else { " " });
     }
     out
 }

@@ -16,7 +16,7 @@ use crate::stats::{percentile_of, Stat};
 use crate::team::{run_team, TeamRun};
 
 /// Tokens the chat template, system prompt and instruction add around the filler text.
-pub const PROMPT_OVERHEAD_TOKENS: usize = 45;
+pub const PROMPT_OVERHEAD_TOKENS: usize = 72;
 
 /// How much of everything to run.
 #[derive(Debug, Clone)]
@@ -29,6 +29,8 @@ pub struct Plan {
     pub prompt_lengths: Vec<usize>,
     /// (a) tokens generated per completion.
     pub gen_tokens: u32,
+    /// (b) conversations measured (each is long: fewer than `runs` in quick mode).
+    pub team_runs: usize,
     /// (b) messages per conversation.
     pub team_messages: usize,
     /// (b) most tokens per agent answer.
@@ -52,6 +54,7 @@ impl Plan {
                 warmup: 1,
                 prompt_lengths: vec![64, 256],
                 gen_tokens: 32,
+                team_runs: 1,
                 team_messages: 12,
                 team_max_tokens: 24,
                 clients: vec![1, 2, 4, 8],
@@ -65,6 +68,7 @@ impl Plan {
                 warmup: 1,
                 prompt_lengths: vec![64, 128, 256, 512, 1024],
                 gen_tokens: 128,
+                team_runs: 3,
                 team_messages: 12,
                 team_max_tokens: 64,
                 clients: vec![1, 2, 4, 8],
@@ -131,7 +135,7 @@ pub async fn team(
 ) -> Result<TeamResult, BackendError> {
     let mut runs: Vec<TeamRun> = Vec::new();
     let mut engine_counts = Vec::new();
-    for i in 0..plan.runs {
+    for i in 0..plan.team_runs {
         let before = engine_evaluated.map(|f| f());
         let run = run_team(
             backend,

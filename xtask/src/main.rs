@@ -55,9 +55,6 @@ enum Command {
         /// The output folder, default `<target>/bench`.
         dir: Option<std::path::PathBuf>,
     },
-    /// Runs inside the network namespace of `cargo xtask test`'s offline proof.
-    #[command(hide = true)]
-    OfflineInner(serve::OfflineArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,7 +64,6 @@ fn main() -> ExitCode {
         Command::Test { skip_bench } => testrun::run(skip_bench),
         Command::Bench { args } => bench(&args),
         Command::CheckBench { dir } => check_bench(dir),
-        Command::OfflineInner(args) => serve::offline_inner(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,5 @@
-//! Starting `agentgen serve` for the Python client tests, and the offline proof: the same server
-//! and a tool-using AutoGen team inside a network namespace that has nothing but loopback.
+//! Starting `agentgen serve` on a free loopback port for the Python client tests and
+//! `verify-local`, and stopping it gracefully.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -126,56 +126,6 @@ pub fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// Arguments of the hidden `offline-inner` command.
-#[derive(Debug, clap::Args)]
-pub struct OfflineArgs {
-    /// The `agentgen` binary.
-    #[arg(long)]
-    pub agentgen: PathBuf,
-    /// The Python interpreter of the test virtualenv.
-    #[arg(long)]
-    pub python: PathBuf,
-    /// The script that runs the tool-using team against `AGENTGEN_BASE_URL`.
-    #[arg(long)]
-    pub script: PathBuf,
-    /// Where the server's log goes.
-    #[arg(long)]
-    pub log: PathBuf,
-}
-
-/// Inside `unshare -rn`: brings loopback up, checks that no other interface exists, starts the
-/// server and runs the team script against it.
-pub fn offline_inner(args: &OfflineArgs) -> Result<std::process::ExitCode, Error> {
-    Cmd::new("ip").args(["link", "set", "lo", "up"]).status_ok()?;
-    let interfaces = network_interfaces()?;
-    if interfaces != ["lo"] {
-        return Err(Error::Other(format!(
-            "the namespace is not isolated: interfaces {interfaces:?}, expected only lo"
-        )));
-    }
-    eprintln!("offline: network interfaces in this namespace: {interfaces:?}");
-    let server = Server::start(&args.agentgen, &args.log)?;
-    let base = server.base_url();
-    let status = Cmd::new(&args.python)
-        .arg(&args.script)
-        .env("AGENTGEN_BASE_URL", format!("{base}/v1"))
-        .env("OPENAI_BASE_URL", format!("{base}/v1"))
-        .env("OPENAI_API_KEY", "local")
-        .status()?;
-    server.stop();
-    Ok(crate::cmd::exit_code(status))
-}
-
-/// The names of the network interfaces this process sees.
-fn network_interfaces() -> Result<Vec<String>, Error> {
-    let entries = std::fs::read_dir("/sys/class/net")
-        .map_err(|e| Error::Other(format!("cannot list network interfaces: {e}")))?;
-    let mut names: Vec<String> =
-        entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    Ok(names)
 }
 
 #[cfg(test)]

@@ -18,12 +18,15 @@ use crate::outputs;
 use crate::prereq::{self, Need};
 use crate::serve::Server;
 
-/// Python packages of the client tests' virtualenv.
-const PY_REQUIREMENTS: &[&str] = &["openai", "autogen-agentchat", "autogen-ext[openai]", "pytest"];
 /// The Python client tests, relative to the workspace root.
 const PY_TESTS: &str = "crates/agentgen-server/tests/python";
-/// The tool-using team the offline proof runs, relative to [`PY_TESTS`].
-const OFFLINE_SCRIPT: &str = "offline_team.py";
+/// Their pinned requirements (`openai`, AutoGen), relative to [`PY_TESTS`].
+const PY_REQUIREMENTS: &str = "requirements.txt";
+/// The test runner added to them.
+const PY_RUNNER: &str = "pytest";
+/// The offline proof, relative to [`PY_TESTS`]: run under `unshare -rn`, it brings loopback
+/// up, checks no other interface exists, starts the server and runs the AutoGen tool team.
+const OFFLINE_SCRIPT: &str = "offline_team.sh";
 
 /// One step's outcome.
 #[derive(Debug)]
@@ -122,13 +125,14 @@ pub fn run(skip_bench: bool) -> Result<ExitCode, Error> {
         });
     let venv = ws.root.join(".venv");
     let python = venv_python(&venv);
+    let requirements = ws.root.join(PY_TESTS).join(PY_REQUIREMENTS);
     let have_venv = report.run("python virtualenv", || {
-        setup_venv(&venv, &python)?;
-        Ok((PY_REQUIREMENTS.join(" "), None))
+        setup_venv(&venv, &python, &requirements)?;
+        Ok((format!("{} + {PY_RUNNER}", requirements.display()), None))
     });
 
     report.run("cargo test --workspace", || {
-        let counts = cargo_test(&ws, &python)?;
+        let counts = cargo_test(&ws)?;
         Ok((format!("{} passed, {} failed", counts.0, counts.1), Some(counts)))
     });
 
@@ -146,7 +150,7 @@ pub fn run(skip_bench: bool) -> Result<ExitCode, Error> {
             Ok(("attestation checked".into(), None))
         });
         report.run("offline proof (unshare -rn)", || {
-            offline(&ws, &agentgen, &python, &logs)?;
+            offline(&ws, &agentgen, &python)?;
             Ok(("server + AutoGen tool team with loopback only".into(), None))
         });
     } else {
@@ -158,6 +162,8 @@ pub fn run(skip_bench: bool) -> Result<ExitCode, Error> {
     if !skip_bench {
         report.run("bench --quick + checks", || {
             let dir = ws.target_dir.join("bench");
+            // A stale file from an earlier run must not pass the checks.
+            let _ = std::fs::remove_file(dir.join("results.json"));
             ws.bench_runner(&["--quick".into(), "--out".into(), dir.display().to_string()])
                 .status_ok()?;
             let summary = outputs::check_dir(&dir)?;
@@ -182,9 +188,11 @@ fn venv_python(venv: &Path) -> PathBuf {
 }
 
 /// Creates `.venv` and installs the requirements, unless a previous run already did.
-fn setup_venv(venv: &Path, python: &Path) -> Result<(), Error> {
+fn setup_venv(venv: &Path, python: &Path, requirements: &Path) -> Result<(), Error> {
     let marker = venv.join(".agentgen-requirements");
-    let wanted = PY_REQUIREMENTS.join("\n");
+    let listed = std::fs::read_to_string(requirements)
+        .map_err(|e| Error::Other(format!("cannot read {}: {e}", requirements.display())))?;
+    let wanted = format!("{listed}\n{PY_RUNNER}\n");
     if python.exists() && std::fs::read_to_string(&marker).is_ok_and(|have| have == wanted) {
         eprintln!("{} is up to date", venv.display());
         return Ok(());
@@ -193,19 +201,16 @@ fn setup_venv(venv: &Path, python: &Path) -> Result<(), Error> {
         Cmd::new("python3").args(["-m", "venv"]).arg(venv).status_ok()?;
     }
     Cmd::new(python)
-        .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet"])
-        .args(PY_REQUIREMENTS)
+        .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", PY_RUNNER, "-r"])
+        .arg(requirements)
         .status_ok()?;
     std::fs::write(&marker, wanted)
         .map_err(|e| Error::Other(format!("cannot write {}: {e}", marker.display())))
 }
 
 /// `cargo test --workspace --no-fail-fast`, echoing its output and counting its results.
-fn cargo_test(ws: &Workspace, python: &Path) -> Result<(u64, u64), Error> {
-    let mut child = ws
-        .cargo(["test", "--workspace", "--no-fail-fast"])
-        .env("AGENTGEN_TEST_PYTHON", python)
-        .spawn_piped()?;
+fn cargo_test(ws: &Workspace) -> Result<(u64, u64), Error> {
+    let mut child = ws.cargo(["test", "--workspace", "--no-fail-fast"]).spawn_piped()?;
     let counts = tee_and_count(child.stdout.take(), count_cargo_line);
     let status = child.wait().map_err(|e| Error::Other(format!("cargo test: {e}")))?;
     if !status.success() && counts.1 == 0 {
@@ -221,9 +226,7 @@ fn pytest(ws: &Workspace, python: &Path, base_url: &str) -> Result<(u64, u64), E
     let mut child = Cmd::new(python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", PY_TESTS])
         .current_dir(&ws.root)
-        .env("AGENTGEN_BASE_URL", format!("{base_url}/v1"))
-        .env("OPENAI_BASE_URL", format!("{base_url}/v1"))
-        .env("OPENAI_API_KEY", "local")
+        .env("AGENTGEN_URL", base_url)
         .spawn_piped()?;
     let counts = tee_and_count(child.stdout.take(), count_pytest_line);
     let status = child.wait().map_err(|e| Error::Other(format!("pytest: {e}")))?;
@@ -236,26 +239,21 @@ fn pytest(ws: &Workspace, python: &Path, base_url: &str) -> Result<(u64, u64), E
     Ok(counts)
 }
 
-/// The offline proof: xtask runs itself inside a new user + network namespace.
-fn offline(ws: &Workspace, agentgen: &Path, python: &Path, logs: &Path) -> Result<(), Error> {
+/// The offline proof: the server and the AutoGen tool team inside `unshare -rn`, a new user and
+/// network namespace with nothing but loopback.
+fn offline(ws: &Workspace, agentgen: &Path, python: &Path) -> Result<(), Error> {
     let script = ws.root.join(PY_TESTS).join(OFFLINE_SCRIPT);
     if !script.exists() {
-        return Err(Error::Other(format!("missing the offline team script {}", script.display())));
+        return Err(Error::Other(format!("missing the offline proof script {}", script.display())));
     }
-    let me = std::env::current_exe()
-        .map_err(|e| Error::Other(format!("cannot find xtask's own binary: {e}")))?;
     Cmd::new("unshare")
         .arg("-rn")
-        .arg(me)
-        .arg("offline-inner")
-        .arg("--agentgen")
-        .arg(agentgen)
-        .arg("--python")
-        .arg(python)
-        .arg("--script")
+        .arg("bash")
         .arg(script)
-        .arg("--log")
-        .arg(logs.join("serve-offline.log"))
+        .env("PYTHON", python)
+        .env("AGENTGEN_SERVE", format!("{} serve", agentgen.display()))
+        .env("AGENTGEN_PORT", crate::serve::free_port()?.to_string())
+        .current_dir(&ws.root)
         .status_ok()
 }
 

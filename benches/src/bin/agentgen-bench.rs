@@ -37,6 +37,9 @@ struct Args {
     /// Measured runs per figure (default: 2 with --quick, else 5).
     #[arg(long)]
     runs: Option<usize>,
+    /// Messages per agent-team conversation (default 12).
+    #[arg(long, value_name = "N")]
+    team_messages: Option<usize>,
     /// Another OpenAI-compatible base URL to compare (llama-server, Ollama, vLLM…), e.g.
     /// http://127.0.0.1:8081/v1. Repeatable.
     #[arg(long, value_name = "URL")]
@@ -99,6 +102,13 @@ impl Progress {
         }
         self.0.set_message(msg.to_owned());
     }
+    fn note(&self, msg: String) {
+        if self.0.is_hidden() {
+            eprintln!("agentgen-bench:   {msg}");
+        } else {
+            self.0.println(msg);
+        }
+    }
     fn tick(&self) {
         self.0.inc(1);
     }
@@ -108,6 +118,10 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let mut plan = Plan::new(args.quick);
     if let Some(runs) = args.runs {
         plan.runs = runs.max(1);
+        plan.team_runs = plan.team_runs.min(plan.runs);
+    }
+    if let Some(n) = args.team_messages {
+        plan.team_messages = n.max(1);
     }
     let machine = Machine::detect();
     let threads = args.threads.or(machine.physical_cores).unwrap_or(machine.logical_cpus).max(1);
@@ -127,7 +141,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let per = (plan.warmup + plan.runs) as u64;
     let backends_n = 2 + u64::from(groq_key.is_some()) + args.compare.len() as u64;
     let total = plan.prompt_lengths.len() as u64 * per
-        + (plan.runs * plan.team_messages) as u64
+        + (plan.team_runs * plan.team_messages) as u64
         + plan.clients.len() as u64 * per
         + backends_n * per
         + u64::from(llama_bench_bin.is_some());
@@ -144,15 +158,29 @@ async fn run(args: Args) -> Result<(), BoxError> {
     progress.phase("(a) one completion at several prompt lengths");
     let mut completion = Vec::new();
     for len in &plan.prompt_lengths {
-        completion.push(
-            workloads::completion_row(local.as_ref(), &plan, *len, || progress.tick()).await?,
-        );
+        let row =
+            workloads::completion_row(local.as_ref(), &plan, *len, || progress.tick()).await?;
+        progress.note(format!(
+            "prompt {} tok: TTFT {} ms, prompt {} tok/s, decode {} tok/s",
+            row.prompt_tokens,
+            row.ttft_ms.cell(0),
+            row.prompt_tokens_per_s.cell(1),
+            row.decode_tokens_per_s.cell(1)
+        ));
+        completion.push(row);
     }
 
-    progress.phase("(b) agent team: 3 agents x 12 messages");
+    progress.phase(&format!("(b) agent team: 3 agents x {} messages", plan.team_messages));
     let stats_source = local.clone();
     let evaluated = move || stats_source.stats().prompt_tokens_evaluated;
     let team = workloads::team(local.as_ref(), &plan, Some(&evaluated), || progress.tick()).await?;
+    progress.note(format!(
+        "team: {} s, {} prompt tokens sent, {} from cache, {} evaluated",
+        team.wall_s.cell(1),
+        team.prompt_tokens,
+        team.cached_tokens,
+        team.evaluated_tokens
+    ));
 
     progress.phase("(c) server with concurrent clients");
     let served_model = local.info().model.clone();
@@ -160,9 +188,16 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let client = Arc::new(server.client(&served_model)?);
     let mut server_rows = Vec::new();
     for clients in &plan.clients {
-        server_rows.push(
-            workloads::server_level(client.clone(), &plan, *clients, || progress.tick()).await?,
-        );
+        let row =
+            workloads::server_level(client.clone(), &plan, *clients, || progress.tick()).await?;
+        progress.note(format!(
+            "{} clients: {} tok/s aggregate, p50 {} ms, p95 {} ms",
+            row.clients,
+            row.aggregate_tokens_per_s.cell(1),
+            row.latency_p50_ms.cell(0),
+            row.latency_p95_ms.cell(0)
+        ));
+        server_rows.push(row);
     }
 
     progress.phase("(d, e) backends side by side");

@@ -36,7 +36,7 @@ pub enum CliError {
     FeatureMissing {
         /// The Cargo feature.
         feature: &'static str,
-        /// What it provides ("backend", "server").
+        /// What it is (`backend`, or `feature, which … needs`).
         what: &'static str,
     },
     /// An API key is needed and not set.

@@ -3,13 +3,14 @@
 //! machine. A thin layer over the library crates: it merges configuration (see [`config`]),
 //! picks a backend, and prints results to stdout and logs to stderr.
 
+#[macro_use]
+mod output;
 mod backends;
 mod cli;
 mod commands;
 mod config;
 mod error;
 mod machine;
-mod output;
 mod team;
 mod tools;
 
@@ -130,18 +131,20 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Config { action: ConfigAction::Show { json } } => {
             let settings = settings(cli.config, &Overrides::default())?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&settings.to_masked_json()).unwrap_or_default()
                 );
             } else {
-                print!("{}", settings.to_masked_toml());
+                output::write_stdout(format_args!("{}", settings.to_masked_toml()));
             }
             Ok(())
         }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "agentgen", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "agentgen", &mut script);
+            output::write_stdout(format_args!("{}", String::from_utf8_lossy(&script)));
             Ok(())
         }
     }

@@ -2,11 +2,29 @@
 //! results, the stop reason, then a one-line summary — or, with `--json`, one JSON object per
 //! event and a final `summary` object.
 
+use std::fmt;
 use std::io::{self, Write};
 use std::time::Duration;
 
 use agentgen_core::events::{AgentEvent, TaskResult};
 use serde_json::json;
+
+/// Like `println!`, but a closed stdout (`agentgen models | head`) ends the output quietly
+/// instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes to stdout, ignoring a closed pipe; the backing of [`outln!`].
+pub fn write_stdout(args: fmt::Arguments<'_>) {
+    let mut out = io::stdout().lock();
+    let _ = out.write_fmt(args).and_then(|()| out.flush());
+}
 
 /// Writes events as they come.
 #[derive(Debug)]
@@ -121,14 +139,9 @@ impl<W: Write> Printer<W> {
             writeln!(self.out, "{line}")?;
         } else {
             self.end_line()?;
-            let rate = if secs > 0.0 {
-                format!(", {:.1} tokens/s", f64::from(result.usage.completion_tokens) / secs)
-            } else {
-                String::new()
-            };
             writeln!(
                 self.out,
-                "\n{} messages, {} tokens ({} prompt + {} completion), {:.1} s{rate}",
+                "\n{} messages, {} tokens ({} prompt + {} completion), {:.1} s",
                 result.messages.len(),
                 result.usage.total_tokens,
                 result.usage.prompt_tokens,

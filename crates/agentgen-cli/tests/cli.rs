@@ -106,6 +106,20 @@ fn groq_without_an_api_key_says_which_variable_to_set() {
     assert!(err.contains("GROQ_API_KEY") && err.contains("groq"), "{err}");
 }
 
+/// Only in a build without the groq feature (`--no-default-features --features local`).
+#[cfg(not(feature = "groq"))]
+#[test]
+fn a_backend_left_out_of_the_build_says_which_feature_to_enable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = agentgen(dir.path()).args(["run", "--backend", "groq", "Say hi"]).output().unwrap();
+    assert_eq!(code(&out), 3);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("built without the groq backend") && err.contains("--features groq"),
+        "{err}"
+    );
+}
+
 #[cfg(feature = "local")]
 #[test]
 fn pulling_an_unknown_model_names_it_and_lists_known_ones() {

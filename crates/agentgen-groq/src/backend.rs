@@ -431,4 +431,22 @@ mod tests {
         let n = b.count_tokens(&[ChatMessage::user("abcdefgh")]).await.unwrap();
         assert_eq!(n, Some(2 + crate::tokens::PER_MESSAGE_OVERHEAD + crate::tokens::REPLY_PRIMING));
     }
+
+    #[tokio::test]
+    async fn counts_exactly_with_a_configured_tokenizer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        let vocab = r#"{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+            "decoder": null, "model": {"type": "WordLevel", "vocab": {"[UNK]": 0, "hi": 1},
+            "unk_token": "[UNK]"}}"#;
+        std::fs::write(&path, vocab).unwrap();
+        let cfg = OpenAiConfig::compatible("http://127.0.0.1:9/v1", "m").with_tokenizer(&path);
+        let b = OpenAiBackend::new(cfg).unwrap();
+        let n = b.count_tokens(&[ChatMessage::user("hi there everyone")]).await.unwrap();
+        assert_eq!(n, Some(3 + crate::tokens::PER_MESSAGE_OVERHEAD + crate::tokens::REPLY_PRIMING));
+        let missing = OpenAiConfig::compatible("http://127.0.0.1:9/v1", "m")
+            .with_tokenizer(dir.path().join("absent.json"));
+        assert!(matches!(OpenAiBackend::new(missing), Err(ConfigError::Tokenizer { .. })));
+    }
 }

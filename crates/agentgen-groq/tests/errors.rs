@@ -295,3 +295,16 @@ async fn an_unreachable_server_is_unavailable_after_retries() {
     assert!(matches!(&err, BackendError::Unavailable { status: None, .. }), "{err:?}");
     assert!(err.should_fall_back());
 }
+
+#[tokio::test]
+async fn dropping_a_request_during_its_backoff_sends_nothing_more() {
+    let limited =
+        with_headers(error(429, "rate_limit_exceeded", "slow down"), &[("retry-after", "1")]);
+    let server = TestServer::start(vec![limited, completion("too late")]).await;
+    let backend = OpenAiBackend::new(server.groq()).unwrap();
+    // Give up while the client sleeps out the 1 s retry-after; the drop cancels the retry.
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), backend.complete(hi())).await;
+    assert!(gave_up.is_err());
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(server.chat_requests().len(), 1, "the cancelled request was retried anyway");
+}

@@ -19,9 +19,7 @@ use futures::StreamExt;
 fn agent(backend: &Arc<dyn ChatBackend>, name: &str, role: &str) -> Box<dyn ChatAgent> {
     Box::new(
         AssistantAgent::new(name, backend.clone())
-            .with_system_message(Some(format!(
-                "You are the {name}. {role} Be brief. Say DONE when the task is complete."
-            )))
+            .with_system_message(Some(format!("You are the {name}. {role} Be brief.")))
             .with_description(role)
             .with_temperature(0.0),
     )
@@ -40,8 +38,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         agent(&backend, "coder", "Writes the code."),
         agent(&backend, "tester", "Checks the code and says DONE when it is right."),
     ];
-    let mut team = SelectorGroupChat::new(agents, backend.clone())?
-        .with_termination(Termination::text_mention("DONE") | Termination::max_messages(6));
+    let mut team = SelectorGroupChat::new(agents, backend.clone())?.with_termination(
+        Termination::text_mention_from("DONE", &["tester"]) | Termination::max_messages(6),
+    );
     let mut stream = team.run_stream(task.into(), CancellationToken::new());
     while let Some(item) = stream.next().await {
         match item? {

@@ -68,7 +68,9 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("/models/x.gguf"), "{text}");
         assert!(text.contains("agentgen pull"), "{text}");
-        assert!(matches!(BackendError::from(e), BackendError::ModelFile(m) if m.contains("agentgen pull")));
+        assert!(
+            matches!(BackendError::from(e), BackendError::ModelFile(m) if m.contains("agentgen pull"))
+        );
     }
 
     #[test]

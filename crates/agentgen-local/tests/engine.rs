@@ -10,7 +10,8 @@ use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
 use agentgen_core::{
-    BackendError, ChatBackend, ChatMessage, ChatRequest, FinishReason, StreamAccumulator, ToolChoice, ToolSpec,
+    BackendError, ChatBackend, ChatMessage, ChatRequest, FinishReason, StreamAccumulator,
+    ToolChoice, ToolSpec,
 };
 use agentgen_local::format::PromptSegment;
 use agentgen_local::{GenerateOptions, LocalBackend, LocalConfig, LocalError};
@@ -33,7 +34,13 @@ fn model_path() -> Option<PathBuf> {
 fn shared() -> Option<LocalBackend> {
     static SHARED: OnceLock<LocalBackend> = OnceLock::new();
     let path = model_path()?;
-    Some(SHARED.get_or_init(|| LocalBackend::load(LocalConfig::new(path)).expect("the test model loads")).clone())
+    Some(
+        SHARED
+            .get_or_init(|| {
+                LocalBackend::load(LocalConfig::new(path)).expect("the test model loads")
+            })
+            .clone(),
+    )
 }
 
 /// An engine with a 256-token context.
@@ -53,7 +60,10 @@ fn small() -> Option<LocalBackend> {
 }
 
 fn ask(text: &str) -> ChatRequest {
-    ChatRequest::new(vec![ChatMessage::system("You are a helpful assistant."), ChatMessage::user(text)])
+    ChatRequest::new(vec![
+        ChatMessage::system("You are a helpful assistant."),
+        ChatMessage::user(text),
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,7 +99,8 @@ async fn a_greedy_answer_is_text_that_stops() {
 async fn the_same_seed_gives_the_same_text() {
     let Some(backend) = shared() else { return };
     let _alone = ALONE.write().await;
-    let req = ask("Invent a name for a cat.").with_temperature(0.8).with_seed(1234).with_max_tokens(24);
+    let req =
+        ask("Invent a name for a cat.").with_temperature(0.8).with_seed(1234).with_max_tokens(24);
     let a = backend.complete(req.clone()).await.unwrap();
     let b = backend.complete(req).await.unwrap();
     assert!(!a.text().unwrap_or_default().is_empty());
@@ -100,7 +111,9 @@ async fn the_same_seed_gives_the_same_text() {
 async fn max_tokens_ends_with_length() {
     let Some(backend) = shared() else { return };
     let _shared = ALONE.read().await;
-    let req = ask("Write a long essay about the history of computing.").with_temperature(0.0).with_max_tokens(5);
+    let req = ask("Write a long essay about the history of computing.")
+        .with_temperature(0.0)
+        .with_max_tokens(5);
     let resp = backend.complete(req).await.unwrap();
     assert_eq!(resp.finish_reason, FinishReason::Length);
     assert_eq!(resp.usage.completion_tokens, 5);
@@ -110,7 +123,9 @@ async fn max_tokens_ends_with_length() {
 async fn stop_sequences_end_the_text_and_are_not_emitted() {
     let Some(backend) = shared() else { return };
     let _alone = ALONE.write().await;
-    let base = ask("Count from 1 to 20, separated by commas, and nothing else.").with_temperature(0.0).with_max_tokens(80);
+    let base = ask("Count from 1 to 20, separated by commas, and nothing else.")
+        .with_temperature(0.0)
+        .with_max_tokens(80);
     let full = backend.complete(base.clone()).await.unwrap().text().unwrap_or_default().to_owned();
     assert!(full.contains("5, 6"), "the model should count: {full:?}");
 
@@ -157,7 +172,9 @@ async fn a_stream_folds_to_the_same_text_as_complete() {
 async fn dropping_a_stream_frees_its_slot() {
     let Some(backend) = shared() else { return };
     let _alone = ALONE.write().await;
-    let req = ask("Write a very long story about a lighthouse keeper.").with_temperature(0.0).with_max_tokens(2000);
+    let req = ask("Write a very long story about a lighthouse keeper.")
+        .with_temperature(0.0)
+        .with_max_tokens(2000);
     let mut stream = backend.stream(req).await.unwrap();
     for _ in 0..2 {
         stream.next().await.expect("a chunk").unwrap();
@@ -192,18 +209,27 @@ async fn a_prompt_longer_than_the_context_is_an_overflow_error() {
 async fn generation_that_reaches_the_context_end_stops_with_length() {
     let Some(backend) = small() else { return };
     let filler = "Lighthouses guide ships. ".repeat(30);
-    let req = ask(&format!("{filler}\nNow write a very long story about a lighthouse, at least 2000 words."))
-        .with_temperature(0.0);
+    let req = ask(&format!(
+        "{filler}\nNow write a very long story about a lighthouse, at least 2000 words."
+    ))
+    .with_temperature(0.0);
     let resp = backend.complete(req).await.unwrap();
     assert_eq!(resp.finish_reason, FinishReason::Length);
-    assert_eq!(resp.usage.total_tokens, 256, "prompt and answer fill the context: {:?}", resp.usage);
+    assert_eq!(
+        resp.usage.total_tokens, 256,
+        "prompt and answer fill the context: {:?}",
+        resp.usage
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_prefix_is_served_from_the_cache() {
     let Some(backend) = shared() else { return };
     let _alone = ALONE.write().await;
-    let system = format!("You are a careful assistant. Facts you know: {}", "The sky is blue. Water is wet. ".repeat(40));
+    let system = format!(
+        "You are a careful assistant. Facts you know: {}",
+        "The sky is blue. Water is wet. ".repeat(40)
+    );
     let turn = |q: &str| {
         ChatRequest::new(vec![ChatMessage::system(system.clone()), ChatMessage::user(q)])
             .with_temperature(0.0)
@@ -219,8 +245,14 @@ async fn a_shared_prefix_is_served_from_the_cache() {
         "the system prompt should come from the cache: {:?}",
         second.usage
     );
-    assert_eq!(second.timings.unwrap().prompt_n, second.usage.prompt_tokens - second.usage.cached_tokens);
-    assert_eq!(after.prompt_tokens_cached - before.prompt_tokens_cached, u64::from(second.usage.cached_tokens));
+    assert_eq!(
+        second.timings.unwrap().prompt_n,
+        second.usage.prompt_tokens - second.usage.cached_tokens
+    );
+    assert_eq!(
+        after.prompt_tokens_cached - before.prompt_tokens_cached,
+        u64::from(second.usage.cached_tokens)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,7 +274,8 @@ async fn a_grammar_forces_text_the_model_would_never_write() {
     let _shared = ALONE.read().await;
     let prompt = backend.chat_format().render(&ask("What is the capital of France?")).unwrap();
     let grammar = TopLevelGrammar::from_lark(r#"start: "purple elephant 42""#.to_owned());
-    let options = GenerateOptions { temperature: 0.0, max_tokens: Some(30), ..GenerateOptions::default() };
+    let options =
+        GenerateOptions { temperature: 0.0, max_tokens: Some(30), ..GenerateOptions::default() };
     let out = backend.generate(prompt, options, Some(grammar)).await.unwrap();
     assert_eq!(out.text, "purple elephant 42");
     assert_eq!(out.finish_reason, FinishReason::Stop);
@@ -293,13 +326,21 @@ async fn special_tokens_written_in_messages_stay_text() {
     let mut saw_injection = false;
     for (segment, ids) in segments.iter().zip(&tokens) {
         if !segment.parse_special {
-            assert!(!ids.contains(&im_start), "message text became a control token: {:?}", segment.text);
+            assert!(
+                !ids.contains(&im_start),
+                "message text became a control token: {:?}",
+                segment.text
+            );
             saw_injection |= segment.text.contains("<|im_start|>");
         }
     }
     assert!(saw_injection, "the injected text is in a message segment");
     let headers = tokens.iter().flatten().filter(|&&t| t == im_start).count();
-    let written: usize = segments.iter().filter(|s| s.parse_special).map(|s| s.text.matches("<|im_start|>").count()).sum();
+    let written: usize = segments
+        .iter()
+        .filter(|s| s.parse_special)
+        .map(|s| s.text.matches("<|im_start|>").count())
+        .sum();
     assert!(written >= 2, "a user turn and the assistant header");
     assert_eq!(headers, written, "only the template's own headers are control tokens");
     // And the model still answers.
@@ -327,7 +368,10 @@ async fn a_file_that_is_not_gguf_is_rejected_without_a_crash() {
 
     let empty = dir.path().join("empty.gguf");
     std::fs::write(&empty, b"").unwrap();
-    assert!(matches!(LocalBackend::load(LocalConfig::new(&empty)), Err(LocalError::NotGguf { .. })));
+    assert!(matches!(
+        LocalBackend::load(LocalConfig::new(&empty)),
+        Err(LocalError::NotGguf { .. })
+    ));
 }
 
 #[tokio::test]

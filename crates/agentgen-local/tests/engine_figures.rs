@@ -15,7 +15,8 @@ use agentgen_local::{GenerateOptions, LocalBackend, LocalConfig};
 
 fn load() -> LocalBackend {
     let path = agentgen_local::cache::test_model_path().unwrap_or_else(|e| panic!("{e}"));
-    let threads = std::env::var("AGENTGEN_FIGURE_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
+    let threads =
+        std::env::var("AGENTGEN_FIGURE_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
     let mut config = LocalConfig::new(path);
     config.threads = Some(threads);
     println!("threads: {threads}");
@@ -56,9 +57,11 @@ async fn figures() {
 
     // Four streams at once versus one after another.
     let req = |i: usize| {
-        ChatRequest::new(vec![ChatMessage::user(format!("Count from {i} to 500, one number per line."))])
-            .with_temperature(0.0)
-            .with_max_tokens(64)
+        ChatRequest::new(vec![ChatMessage::user(format!(
+            "Count from {i} to 500, one number per line."
+        ))])
+        .with_temperature(0.0)
+        .with_max_tokens(64)
     };
     let started = Instant::now();
     let mut tokens = 0;
@@ -78,7 +81,8 @@ async fn figures() {
         "You are the coder. Write compact Rust code for the current step.",
         "You are the reviewer. Point out one concrete problem or say APPROVE.",
     ];
-    let task = "Write a function that parses a comma-separated list of integers and returns their sum.";
+    let task =
+        "Write a function that parses a comma-separated list of integers and returns their sum.";
     let before = backend.stats();
     let mut history: Vec<(usize, String)> = Vec::new();
     let (mut prompt_total, mut cached_total) = (0u64, 0u64);

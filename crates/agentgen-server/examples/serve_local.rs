@@ -12,7 +12,12 @@ use agentgen_server::{shutdown_signal, ModelAttestationSource, ServeConfig, Serv
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("info").init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_env_filter("info")
+        .init();
     let mut config = ServeConfig::default();
     let mut model = None;
     let mut args = std::env::args().skip(1);

@@ -18,13 +18,14 @@ use crate::attest::{hash_file, hostname, Attestation};
 pub struct VerifyOptions {
     /// API key, when the server wants one.
     pub api_key: Option<String>,
-    /// Time allowed for the HTTP request.
+    /// Time allowed for the HTTP request. A server that has just started answers once it has
+    /// hashed its model file, which takes seconds for a large GGUF.
     pub timeout: Duration,
 }
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        Self { api_key: None, timeout: Duration::from_secs(30) }
+        Self { api_key: None, timeout: Duration::from_secs(120) }
     }
 }
 
@@ -185,7 +186,16 @@ async fn fetch(url: &str, opts: &VerifyOptions) -> Result<Attestation, String> {
     if let Some(key) = &opts.api_key {
         req = req.bearer_auth(key);
     }
-    let resp = req.send().await.map_err(|e| format!("GET {url} failed: {e}"))?;
+    let resp = req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!(
+                "GET {url} timed out after {:?} (is the server still hashing its model?)",
+                opts.timeout
+            )
+        } else {
+            format!("GET {url} failed: {e}")
+        }
+    })?;
     let status = resp.status();
     let text = resp.text().await.map_err(|e| format!("GET {url}: cannot read the body: {e}"))?;
     if !status.is_success() {

@@ -327,3 +327,25 @@ async fn cors_is_off_unless_asked() {
     assert!(resp.headers().contains_key("access-control-allow-origin"));
     srv.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn default_and_configured_aliases_name_the_served_model() {
+    let config = ServeConfig {
+        model_aliases: vec!["llama-3.1-8b-instant".into()],
+        ..ServeConfig::default()
+    };
+    let backend = Arc::new(Scripted::local());
+    let srv = TestServer::start(config, backend.clone(), None).await;
+    for model in ["default", "llama-3.1-8b-instant", "test-model"] {
+        let (s, b) =
+            post(&srv, &json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+                .await;
+        assert_eq!(s, 200, "{model}: {b}");
+        assert_eq!(b["model"], "test-model");
+        let seen = backend.probe.last.lock().unwrap().clone().unwrap();
+        assert_eq!(seen.model.as_deref(), Some("test-model"), "the backend gets its own id");
+    }
+    let resp = client().get(format!("{}/v1/models/default", srv.url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    srv.stop().await.unwrap();
+}

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use agentgen_local::{LocalBackend, LocalConfig};
-use agentgen_server::{verify_local, ModelAttestationSource, ServeConfig};
+use agentgen_server::{verify_local_with, ModelAttestationSource, ServeConfig, VerifyOptions};
 use common::{sse_data, TestServer};
 use serde_json::{json, Value};
 
@@ -32,6 +32,7 @@ async fn real_model_answers_whole_and_streamed_chats_over_http() {
         .unwrap()
         .expect("load");
     let model_id = agentgen_core::ChatBackend::info(&backend).model.clone();
+    let engine = backend.clone();
     let config = ServeConfig { max_concurrent: 2, ..ServeConfig::default() };
     let srv =
         TestServer::start(config, Arc::new(backend), Some(ModelAttestationSource::file(&path)))
@@ -67,7 +68,29 @@ async fn real_model_answers_whole_and_streamed_chats_over_http() {
     assert_eq!(streamed_text, text, "greedy stream and whole answer agree");
     assert!(chunks.last().unwrap()["usage"]["total_tokens"].as_u64().unwrap() > 0);
 
-    let report = verify_local(&srv.url).await;
+    // Debug builds hash the GGUF slowly: give the attestation time.
+    let opts =
+        VerifyOptions { timeout: std::time::Duration::from_secs(600), ..VerifyOptions::default() };
+    let report = verify_local_with(&srv.url, &opts).await;
     assert!(report.pass, "{report:#?}");
+
+    // A client that leaves mid-stream stops the engine's generation and frees its slot.
+    let finished_before = engine.stats().requests_finished;
+    let long = json!({
+        "model": model_id,
+        "messages": [{"role": "user", "content": "Write a very long story about a lighthouse keeper."}],
+        "max_tokens": 2000,
+        "stream": true,
+    });
+    let mut resp = c.post(srv.chat_url()).json(&long).send().await.unwrap();
+    let mut seen = String::new();
+    while !seen.contains("\"content\":\"") || seen.matches("data:").count() < 3 {
+        let bytes = resp.chunk().await.unwrap().expect("stream ended early");
+        seen.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    drop(resp);
+    assert!(common::eventually(|| engine.stats().busy_slots == 0).await, "{:?}", engine.stats());
+    assert_eq!(engine.stats().requests_finished, finished_before, "the generation ran to its end");
+    assert!(common::eventually(|| srv.state.metrics().cancelled() == 1).await);
     srv.stop().await.unwrap();
 }

@@ -121,47 +121,47 @@ fn cache_report() -> CacheReport {
 pub fn run(args: &DoctorArgs) -> CliResult {
     let r = report();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         return Ok(());
     }
     let yes = |b: bool| if b { "yes" } else { "no" };
-    println!("agentgen {}", r.version);
-    println!("CPU:        {}", r.cpu.model.as_deref().unwrap_or("unknown"));
-    println!("Cores:      {} physical, {} logical", r.cpu.physical_cores, r.cpu.logical_cpus);
-    println!(
+    outln!("agentgen {}", r.version);
+    outln!("CPU:        {}", r.cpu.model.as_deref().unwrap_or("unknown"));
+    outln!("Cores:      {} physical, {} logical", r.cpu.physical_cores, r.cpu.logical_cpus);
+    outln!(
         "Features:   {}",
         if r.cpu.features.is_empty() { "none found".into() } else { r.cpu.features.join(" ") }
     );
     if !r.cpu.missing_features.is_empty() {
-        println!("Missing:    {}", r.cpu.missing_features.join(" "));
+        outln!("Missing:    {}", r.cpu.missing_features.join(" "));
     }
     match r.ram {
-        Some(ram) => println!(
+        Some(ram) => outln!(
             "RAM:        {} total, {} available",
             gib(ram.total_bytes),
             gib(ram.available_bytes)
         ),
-        None => println!("RAM:        unknown"),
+        None => outln!("RAM:        unknown"),
     }
     match &r.model_cache.dir {
-        Some(dir) => println!("Model cache: {}", dir.display()),
-        None => println!("Model cache: (this agentgen was built without the local backend)"),
+        Some(dir) => outln!("Model cache: {}", dir.display()),
+        None => outln!("Model cache: (this agentgen was built without the local backend)"),
     }
     if r.model_cache.dir.is_some() && r.model_cache.files.is_empty() {
-        println!("  (empty)");
+        outln!("  (empty)");
     }
     for f in &r.model_cache.files {
-        println!("  {}  {}", f.name, gib(f.size_bytes));
+        outln!("  {}  {}", f.name, gib(f.size_bytes));
     }
-    println!(
+    outln!(
         "Backends:   local {}, groq/openai {}, server {}",
         yes(r.backends.local),
         yes(r.backends.groq),
         yes(r.backends.server)
     );
-    println!("GROQ_API_KEY: {}", if r.groq_api_key_set { "set" } else { "not set" });
+    outln!("GROQ_API_KEY: {}", if r.groq_api_key_set { "set" } else { "not set" });
     for w in &r.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
     Ok(())
 }

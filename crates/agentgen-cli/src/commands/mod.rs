@@ -19,6 +19,9 @@ pub fn models_cmd(args: &ModelsArgs) -> CliResult {
     #[cfg(not(feature = "local"))]
     {
         let _ = args;
-        Err(crate::error::CliError::FeatureMissing { feature: "local", what: "model catalog" })
+        Err(crate::error::CliError::FeatureMissing {
+            feature: "local",
+            what: "feature, which the model catalog needs",
+        })
     }
 }

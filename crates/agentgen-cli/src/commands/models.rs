@@ -115,7 +115,7 @@ pub fn run(args: &ModelsArgs) -> CliResult {
                 v
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         return Ok(());
     }
 
@@ -163,20 +163,20 @@ pub fn run(args: &ModelsArgs) -> CliResult {
         }
         out.trim_end().to_owned()
     };
-    println!("{}", line(header.to_vec()));
+    outln!("{}", line(header.to_vec()));
     for row in &rows {
-        println!("{}", line(row.iter().map(String::as_str).collect()));
+        outln!("{}", line(row.iter().map(String::as_str).collect()));
     }
     if rows.is_empty() {
-        println!("(no model matches)");
+        outln!("(no model matches)");
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "SIZE: default quantisation (~ = approximate); RAM@4K: RAM to run it with a 4096-token \
          context; LOCAL: cached, or `pull` to fetch it with `agentgen pull NAME`."
     );
     if let Some(free) = free {
-        println!("Free RAM now: {}.", machine::gib(free));
+        outln!("Free RAM now: {}.", machine::gib(free));
     }
     Ok(())
 }

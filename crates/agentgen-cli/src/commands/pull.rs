@@ -7,7 +7,7 @@ use crate::error::{CliError, CliResult};
 /// Runs `agentgen pull`.
 pub fn run(args: &PullArgs) -> CliResult {
     let path = pull_model_quant(args.name.as_deref(), args.quant.as_deref())?;
-    println!("{}", path.display());
+    outln!("{}", path.display());
     Ok(())
 }
 
@@ -75,5 +75,5 @@ fn pull_model_quant(name: Option<&str>, quant: Option<&str>) -> CliResult<std::p
 
 #[cfg(not(feature = "local"))]
 fn pull_model_quant(_name: Option<&str>, _quant: Option<&str>) -> CliResult<std::path::PathBuf> {
-    Err(CliError::FeatureMissing { feature: "local", what: "model cache" })
+    Err(CliError::FeatureMissing { feature: "local", what: "feature, which `pull` needs" })
 }

@@ -48,10 +48,9 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> CliResult {
         other => CliError::Failed(other.to_string()),
     })?;
     let addr = server.local_addr().map_err(|e| CliError::Failed(e.to_string()))?;
-    println!(
+    say(format_args!(
         "agentgen serving on http://{addr}/v1 (loading the model; /health answers 503 until ready)"
-    );
-    let _ = std::io::stdout().flush();
+    ));
 
     let state = server.state().clone();
     let no_pull = args.backend.no_pull;
@@ -89,5 +88,5 @@ fn say(line: std::fmt::Arguments<'_>) {
 /// Runs `agentgen serve`.
 #[cfg(not(feature = "server"))]
 pub async fn run(_args: &ServeArgs, _settings: &Settings) -> CliResult {
-    Err(CliError::FeatureMissing { feature: "server", what: "HTTP server" })
+    Err(CliError::FeatureMissing { feature: "server", what: "feature, which `serve` needs" })
 }

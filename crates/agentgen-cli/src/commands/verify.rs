@@ -18,7 +18,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings) -> CliResult {
     };
     let report = verify_local_with(&args.url, &opts).await;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
         for c in &report.checks {
             let mark = match c.outcome {
@@ -26,9 +26,9 @@ pub async fn run(args: &VerifyArgs, settings: &Settings) -> CliResult {
                 Outcome::Fail => "FAIL",
                 Outcome::Skip => "skip",
             };
-            println!("{mark:>4}  {:<15} {}", c.name, c.detail);
+            outln!("{mark:>4}  {:<15} {}", c.name, c.detail);
         }
-        println!(
+        outln!(
             "{}",
             if report.pass { "PASS: the server runs its model on this machine" } else { "FAIL" }
         );
@@ -43,5 +43,5 @@ pub async fn run(args: &VerifyArgs, settings: &Settings) -> CliResult {
 /// Runs `agentgen verify-local`.
 #[cfg(not(feature = "server"))]
 pub async fn run(_args: &VerifyArgs, _settings: &Settings) -> CliResult {
-    Err(CliError::FeatureMissing { feature: "server", what: "verify-local command" })
+    Err(CliError::FeatureMissing { feature: "server", what: "feature, which `verify-local` needs" })
 }

@@ -5,7 +5,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use agentgen_core::{
-    BackendError, ChatChunk, ChatMessage, ChatRequest, ChatResponse, FinishReason, ToolCallDelta, ToolChoice,
+    BackendError, ChatChunk, ChatMessage, ChatRequest, ChatResponse, FinishReason, ToolCallDelta,
+    ToolChoice,
 };
 use futures::Stream;
 use llguidance::api::TopLevelGrammar;
@@ -41,7 +42,8 @@ pub(super) fn prepare(format: &ChatFormat, req: &ChatRequest) -> Result<Prepared
         options,
         grammar,
         tools_active: !req.tools.is_empty() && choice != ToolChoice::None,
-        must_call: !req.tools.is_empty() && matches!(choice, ToolChoice::Required | ToolChoice::Function(_)),
+        must_call: !req.tools.is_empty()
+            && matches!(choice, ToolChoice::Required | ToolChoice::Function(_)),
     })
 }
 
@@ -57,7 +59,11 @@ pub(super) fn response(
     let (message, finish_reason) = if prepared.tools_active {
         let parsed = format.parse_output(&generation.text, req);
         if !parsed.tool_calls.is_empty() {
-            let message = ChatMessage::Assistant { content: parsed.content, tool_calls: parsed.tool_calls, name: None };
+            let message = ChatMessage::Assistant {
+                content: parsed.content,
+                tool_calls: parsed.tool_calls,
+                name: None,
+            };
             (message, FinishReason::ToolCalls)
         } else if prepared.must_call {
             return Err(no_call(generation.text, generation.finish_reason));
@@ -153,7 +159,11 @@ impl StreamState {
     }
 
     fn chunk(&self) -> ChatChunk {
-        ChatChunk { id: Some(self.id.clone()), model: Some(self.model.clone()), ..ChatChunk::default() }
+        ChatChunk {
+            id: Some(self.id.clone()),
+            model: Some(self.model.clone()),
+            ..ChatChunk::default()
+        }
     }
 
     fn push_content(&mut self, content: &str) {
@@ -226,6 +236,8 @@ impl StreamState {
 }
 
 /// The chat stream; dropping it drops the event receiver, which cancels the generation.
-pub(super) fn into_stream(state: StreamState) -> impl Stream<Item = Result<ChatChunk, BackendError>> + Send {
+pub(super) fn into_stream(
+    state: StreamState,
+) -> impl Stream<Item = Result<ChatChunk, BackendError>> + Send {
     futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) })
 }

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agentgen_core::{
-    BackendError, BackendInfo, Capabilities, ChatBackend, ChatMessage, ChatRequest, ChatResponse, ChatStream,
-    FinishReason, Locality, Timings, Usage,
+    BackendError, BackendInfo, Capabilities, ChatBackend, ChatMessage, ChatRequest, ChatResponse,
+    ChatStream, FinishReason, Locality, Timings, Usage,
 };
 use async_trait::async_trait;
 use futures::{Stream, StreamExt};
@@ -236,7 +236,10 @@ impl LocalBackend {
 
     /// Token ids of each prompt segment, tokenized as the engine does (template text with
     /// control tokens, message text as plain text).
-    pub async fn tokenize(&self, segments: Vec<PromptSegment>) -> Result<Vec<Vec<i32>>, BackendError> {
+    pub async fn tokenize(
+        &self,
+        segments: Vec<PromptSegment>,
+    ) -> Result<Vec<Vec<i32>>, BackendError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Tokenize { segments, reply })?;
         rx.await.map_err(|_| LocalError::EngineGone.into())
@@ -255,7 +258,12 @@ impl LocalBackend {
             match events.recv().await {
                 Some(Event::Text(t)) => text.push_str(&t),
                 Some(Event::Done(f)) => {
-                    return Ok(Generation { text, finish_reason: f.finish_reason, usage: f.usage, timings: f.timings })
+                    return Ok(Generation {
+                        text,
+                        finish_reason: f.finish_reason,
+                        usage: f.usage,
+                        timings: f.timings,
+                    })
                 }
                 Some(Event::Error(e)) => return Err(e),
                 None => return Err(LocalError::EngineGone.into()),
@@ -270,27 +278,40 @@ impl LocalBackend {
         prompt: Vec<PromptSegment>,
         options: GenerateOptions,
         grammar: Option<TopLevelGrammar>,
-    ) -> Result<impl Stream<Item = Result<GenerationEvent, BackendError>> + Send + 'static, BackendError> {
+    ) -> Result<
+        impl Stream<Item = Result<GenerationEvent, BackendError>> + Send + 'static,
+        BackendError,
+    > {
         let events = self.submit(prompt, options, grammar).await?;
-        Ok(futures::stream::unfold((events, String::new(), false), |(mut events, mut text, done)| async move {
-            if done {
-                return None;
-            }
-            let item = match events.recv().await {
-                Some(Event::Text(t)) => {
-                    text.push_str(&t);
-                    Ok(GenerationEvent::Text(t))
+        Ok(futures::stream::unfold(
+            (events, String::new(), false),
+            |(mut events, mut text, done)| async move {
+                if done {
+                    return None;
                 }
-                Some(Event::Done(f)) => {
-                    let text = std::mem::take(&mut text);
-                    let g = Generation { text, finish_reason: f.finish_reason, usage: f.usage, timings: f.timings };
-                    return Some((Ok(GenerationEvent::Done(g)), (events, String::new(), true)));
-                }
-                Some(Event::Error(e)) => return Some((Err(e), (events, text, true))),
-                None => return Some((Err(LocalError::EngineGone.into()), (events, text, true))),
-            };
-            Some((item, (events, text, false)))
-        }))
+                let item = match events.recv().await {
+                    Some(Event::Text(t)) => {
+                        text.push_str(&t);
+                        Ok(GenerationEvent::Text(t))
+                    }
+                    Some(Event::Done(f)) => {
+                        let text = std::mem::take(&mut text);
+                        let g = Generation {
+                            text,
+                            finish_reason: f.finish_reason,
+                            usage: f.usage,
+                            timings: f.timings,
+                        };
+                        return Some((Ok(GenerationEvent::Done(g)), (events, String::new(), true)));
+                    }
+                    Some(Event::Error(e)) => return Some((Err(e), (events, text, true))),
+                    None => {
+                        return Some((Err(LocalError::EngineGone.into()), (events, text, true)))
+                    }
+                };
+                Some((item, (events, text, false)))
+            },
+        ))
     }
 
     /// Queues a job and returns its event channel.
@@ -336,11 +357,17 @@ impl LocalBackend {
             })
             .await?
             .clone();
-        let matcher = tokio::task::spawn_blocking(move || Matcher::new(factory.create_parser(grammar)))
-            .await
-            .map_err(|e| BackendError::Internal(format!("compiling the output constraint: {e}")))?;
+        let matcher =
+            tokio::task::spawn_blocking(move || Matcher::new(factory.create_parser(grammar)))
+                .await
+                .map_err(|e| {
+                    BackendError::Internal(format!("compiling the output constraint: {e}"))
+                })?;
         match matcher.get_error() {
-            Some(e) => Err(BackendError::invalid_param(format!("the output constraint cannot be compiled: {e}"), "response_format")),
+            Some(e) => Err(BackendError::invalid_param(
+                format!("the output constraint cannot be compiled: {e}"),
+                "response_format",
+            )),
             None => Ok(matcher),
         }
     }
@@ -373,15 +400,24 @@ impl ChatBackend for LocalBackend {
 
     async fn complete(&self, req: ChatRequest) -> Result<ChatResponse, BackendError> {
         let prepared = chat::prepare(&self.inner.format, &req)?;
-        let generation =
-            self.generate(prepared.prompt.clone(), prepared.options.clone(), prepared.grammar.clone()).await?;
-        chat::response(&self.inner.format, &req, &prepared, generation, self.next_id(), &self.inner.info.model)
+        let generation = self
+            .generate(prepared.prompt.clone(), prepared.options.clone(), prepared.grammar.clone())
+            .await?;
+        chat::response(
+            &self.inner.format,
+            &req,
+            &prepared,
+            generation,
+            self.next_id(),
+            &self.inner.info.model,
+        )
     }
 
     async fn stream(&self, req: ChatRequest) -> Result<ChatStream, BackendError> {
         let prepared = chat::prepare(&self.inner.format, &req)?;
-        let events =
-            self.submit(prepared.prompt.clone(), prepared.options.clone(), prepared.grammar.clone()).await?;
+        let events = self
+            .submit(prepared.prompt.clone(), prepared.options.clone(), prepared.grammar.clone())
+            .await?;
         let state = chat::StreamState::new(
             Arc::clone(&self.inner.format),
             req,

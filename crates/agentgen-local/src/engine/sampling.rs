@@ -129,7 +129,11 @@ fn seed32(seed: Option<u64>) -> u32 {
     let seed = seed.unwrap_or_else(|| {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
         h.finish()
     });
     let folded = (seed ^ (seed >> 32)) as u32;
@@ -164,8 +168,14 @@ mod tests {
             Err(BackendError::InvalidRequest { param, .. }) => param,
             other => panic!("{other:?}"),
         };
-        assert_eq!(param(ChatRequest::default().with_temperature(-1.0)).as_deref(), Some("temperature"));
-        assert_eq!(param(ChatRequest { top_p: Some(0.0), ..Default::default() }).as_deref(), Some("top_p"));
+        assert_eq!(
+            param(ChatRequest::default().with_temperature(-1.0)).as_deref(),
+            Some("temperature")
+        );
+        assert_eq!(
+            param(ChatRequest { top_p: Some(0.0), ..Default::default() }).as_deref(),
+            Some("top_p")
+        );
         assert_eq!(param(ChatRequest::default().with_max_tokens(0)).as_deref(), Some("max_tokens"));
         assert_eq!(
             param(ChatRequest { repeat_penalty: Some(0.0), ..Default::default() }).as_deref(),

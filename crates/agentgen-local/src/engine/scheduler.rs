@@ -4,7 +4,9 @@
 //! Every step builds one batch holding one token for every slot that is generating and
 //! then as many pending prompt tokens as still fit, so concurrent requests decode together.
 //! Each slot remembers the tokens its KV cells hold; a new request takes the slot sharing
-//! its longest token prefix (else the least recently used one) and only evaluates the rest.
+//! its longest token prefix (else an empty or the least recently used one) and only evaluates the rest.
+//! The last prompt token is always evaluated in a step of its own, so that a request whose
+//! prompt is fully cached samples from the same logits as when it was first evaluated.
 //! Cells are accounted for: a request is admitted only when its remaining prompt fits beside
 //! what other slots hold and reserve (idle slots' caches are evicted, least recently used
 //! first, to make room), so a prompt never fails half-way for lack of cells.
@@ -119,7 +121,9 @@ impl<'m> Scheduler<'m> {
     pub(crate) fn enqueue(&mut self, job: Box<Job>) {
         let tokens = tokenize_prompt(self.model, &job.prompt);
         if tokens.is_empty() {
-            let _ = job.events.send(Event::Error(BackendError::invalid_param("the prompt is empty", "messages")));
+            let _ = job
+                .events
+                .send(Event::Error(BackendError::invalid_param("the prompt is empty", "messages")));
             return;
         }
         if tokens.len() + 1 > self.n_ctx {
@@ -156,7 +160,8 @@ impl<'m> Scheduler<'m> {
             let Some(Queued { mut job, tokens }) = self.queue.pop_front() else { break };
             let slot = &mut self.slots[idx];
             if slot.kv.len() > reuse {
-                let trimmed = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), Some(reuse as u32), None);
+                let trimmed =
+                    self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), Some(reuse as u32), None);
                 if !matches!(trimmed, Ok(true)) {
                     // Some memories cannot drop a tail; start the sequence over.
                     let _ = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
@@ -194,7 +199,9 @@ impl<'m> Scheduler<'m> {
 
         // One token for every generating slot.
         for i in 0..self.slots.len() {
-            let Some(token) = self.slots[i].active.as_ref().and_then(|a| a.pending) else { continue };
+            let Some(token) = self.slots[i].active.as_ref().and_then(|a| a.pending) else {
+                continue;
+            };
             if self.slots[i].kv.len() >= self.n_ctx {
                 self.finish(i, FinishReason::Length);
                 continue;
@@ -220,7 +227,9 @@ impl<'m> Scheduler<'m> {
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.active.as_ref().filter(|a| a.in_prefill(s.kv.len())).map(|a| (a.admitted, i)))
+            .filter_map(|(i, s)| {
+                s.active.as_ref().filter(|a| a.in_prefill(s.kv.len())).map(|a| (a.admitted, i))
+            })
             .collect();
         prefilling.sort_unstable();
         for (_, i) in prefilling {
@@ -231,7 +240,13 @@ impl<'m> Scheduler<'m> {
             let slot = &mut self.slots[i];
             let Some(active) = slot.active.as_mut() else { continue };
             let start = slot.kv.len();
-            let end = (start + room).min(active.prompt.len());
+            let mut end = (start + room).min(active.prompt.len());
+            if end == active.prompt.len() && end - start > 1 {
+                // The last prompt token goes alone in the next step, so its logits come from
+                // the same computation whether the rest was cached or not (llama.cpp's logits
+                // differ slightly with batch shape): a repeated request samples the same.
+                end -= 1;
+            }
             let mut logits = None;
             for (pos, &token) in (start..end).zip(&active.prompt[start..end]) {
                 let last = pos + 1 == active.prompt.len();
@@ -376,14 +391,19 @@ impl<'m> Scheduler<'m> {
         self.slots[i].kv.clear();
     }
 
-    /// The free slot for these tokens: longest shared prefix, else least recently used.
+    /// The free slot for these tokens: the one sharing the longest prefix, when that prefix
+    /// keeps at least half of what the slot caches (a few common template tokens must not
+    /// wipe another conversation's cache); else an empty slot; else the least recently used.
     fn pick_slot(&self, tokens: &[LlamaToken]) -> Option<usize> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.active.is_none())
-            .max_by_key(|(_, s)| (common_prefix(&s.kv, tokens), std::cmp::Reverse(s.last_used)))
-            .map(|(i, _)| i)
+        let free = || self.slots.iter().enumerate().filter(|(_, s)| s.active.is_none());
+        let reusing = free()
+            .map(|(i, s)| (common_prefix(&s.kv, tokens), s, i))
+            .filter(|(prefix, s, _)| *prefix > 0 && 2 * prefix >= s.kv.len())
+            .max_by_key(|(prefix, s, _)| (*prefix, std::cmp::Reverse(s.last_used)))
+            .map(|(_, _, i)| i);
+        reusing
+            .or_else(|| free().find(|(_, s)| s.kv.is_empty()).map(|(i, _)| i))
+            .or_else(|| free().min_by_key(|(_, s)| s.last_used).map(|(i, _)| i))
     }
 
     /// Drops idle slots' caches, least recently used first, until `needed` cells are free

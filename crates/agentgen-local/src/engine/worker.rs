@@ -141,7 +141,8 @@ fn run(
             return;
         }
     };
-    let n_ctx = config.context_size.unwrap_or_else(|| model.n_ctx_train().min(super::DEFAULT_MAX_CONTEXT));
+    let n_ctx =
+        config.context_size.unwrap_or_else(|| model.n_ctx_train().min(super::DEFAULT_MAX_CONTEXT));
     let Some(n_ctx_nz) = NonZeroU32::new(n_ctx) else {
         let _ = ready.send(Err(LocalError::Config("context_size must be at least 1".into())));
         return;
@@ -214,7 +215,10 @@ pub(crate) fn check_model_file(path: &Path) -> Result<(), LocalError> {
         Err(e) => return Err(LocalError::Load { path: path.to_path_buf(), reason: e.to_string() }),
     };
     if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(LocalError::NotGguf { path: path.to_path_buf(), reason: "it is a directory".into() });
+        return Err(LocalError::NotGguf {
+            path: path.to_path_buf(),
+            reason: "it is a directory".into(),
+        });
     }
     let mut magic = [0u8; 4];
     match file.read_exact(&mut magic) {
@@ -272,7 +276,10 @@ fn handle(scheduler: &mut Scheduler<'_>, model: &LlamaModel, cmd: Command) {
         Command::TokEnv { reply } => {
             let started = Instant::now();
             let env = llama_cpp_2::sampling::LlamaSampler::llguidance_tok_env(model);
-            tracing::debug!(ms = started.elapsed().as_millis() as u64, "built the llguidance token env");
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "built the llguidance token env"
+            );
             let _ = reply.send(env);
         }
     }
@@ -286,7 +293,8 @@ pub(crate) fn tokenize_segment(model: &LlamaModel, segment: &PromptSegment) -> V
 /// The whole prompt as tokens, with the BOS token in front when the model wants one and the
 /// template did not write it.
 pub(crate) fn tokenize_prompt(model: &LlamaModel, segments: &[PromptSegment]) -> Vec<LlamaToken> {
-    let mut tokens: Vec<LlamaToken> = segments.iter().flat_map(|s| tokenize_segment(model, s)).collect();
+    let mut tokens: Vec<LlamaToken> =
+        segments.iter().flat_map(|s| tokenize_segment(model, s)).collect();
     let vocab = model.vocab();
     let bos = vocab.bos();
     if vocab.should_add_bos() && bos.0 >= 0 && tokens.first() != Some(&bos) {
