@@ -11,6 +11,7 @@ pub mod format;
 pub mod pull;
 
 pub use engine::{
-    EngineStats, GenerateOptions, Generation, GenerationEvent, LocalBackend, LocalConfig, DEFAULT_MAX_CONTEXT,
+    EngineStats, GenerateOptions, Generation, GenerationEvent, LocalBackend, LocalConfig,
+    DEFAULT_MAX_CONTEXT,
 };
 pub use error::LocalError;
