@@ -370,21 +370,22 @@ const SELECTION_PROMPTS: &[(&str, &str)] = &[
 const SELECT_TOKENS: u32 = 32;
 
 /// The tool named by a call cut off before its end (`{"name": "…"` at the start of the
-/// answer or after `<tool_call>`), if the answer is one.
+/// answer, after `<tool_call>` or after a ```` ```json ```` fence), if the answer is one.
 fn started_call(text: &str) -> Option<String> {
     let t = text.trim_start();
-    let t = t.strip_prefix("<tool_call>").unwrap_or(t).trim_start();
+    let t = t.strip_prefix("<tool_call>").or_else(|| t.strip_prefix("```json")).unwrap_or(t);
+    let t = t.trim_start();
     let rest = t.strip_prefix("{\"name\": \"")?;
     rest.find('"').map(|end| rest[..end].to_owned())
 }
 
-/// One measurement: per prompt, the tool called (or `None`).
+/// One measurement: per prompt, the tool called (or `None`) and the raw answer.
 async fn select_all(
     backend: &LocalBackend,
     format: &ChatFormat,
     tools: &[ToolSpec],
     choice: &ToolChoice,
-) -> Vec<Option<String>> {
+) -> Vec<(Option<String>, String)> {
     let jobs = SELECTION_PROMPTS.iter().map(|(prompt, _)| {
         // The choice of tool is made in the first tokens; a short budget is enough.
         let req = request(prompt, tools.to_vec(), choice.clone()).with_max_tokens(SELECT_TOKENS);
@@ -398,12 +399,13 @@ async fn select_all(
             for call in &parsed.tool_calls {
                 assert_eq!(check_call(call, tools), Ok(()), "{prompt}");
             }
-            match parsed.tool_calls.first() {
+            let name = match parsed.tool_calls.first() {
                 Some(c) => Some(c.function.name.clone()),
                 // Cut off by the budget: the constraint already fixed the name.
                 None if out.finish_reason == FinishReason::Length => started_call(&out.text),
                 None => None,
-            }
+            };
+            (name, out.text)
         }
     });
     join_all(jobs).await
@@ -433,32 +435,33 @@ async fn tool_selection_accuracy_figures() {
         "{:<9} {:<10} {:<34} {:>8} {:>6} {:>8}  chosen-first-listed",
         "choice", "relevance", "tool order", "right", "calls", "no call"
     );
-    for choice in [ToolChoice::Auto, ToolChoice::Required] {
-        for (relevance, fmt) in [("on", &on), ("off", &off)] {
-            for (order_name, order) in [("forward", &forward), ("reversed", &reversed)] {
-                let chosen = select_all(&backend, fmt, order, &choice).await;
-                let right = SELECTION_PROMPTS
-                    .iter()
-                    .zip(&chosen)
-                    .filter(|((_, want), got)| got.as_deref() == Some(*want))
-                    .count();
-                let calls = chosen.iter().filter(|c| c.is_some()).count();
-                let first = order[0].function.name.as_str();
-                let first_n = chosen.iter().filter(|c| c.as_deref() == Some(first)).count();
-                let names: Vec<&str> = order.iter().map(|t| t.name()).collect();
-                println!(
-                    "{:<9} {:<10} {:<34} {:>5}/{n} {:>6} {:>8}  {first_n} ({first})",
-                    format!("{choice:?}"),
-                    relevance,
-                    format!("{order_name} {}", names.join(",")),
-                    right,
-                    calls,
-                    n - calls,
-                );
-                for ((prompt, want), got) in SELECTION_PROMPTS.iter().zip(&chosen) {
-                    if got.as_deref() != Some(*want) {
-                        println!("    miss: {prompt} | want {want} | got {got:?}");
-                    }
+    // `auto` is the default and the path agents take.
+    let choice = ToolChoice::Auto;
+    for (relevance, fmt) in [("on", &on), ("off", &off)] {
+        for (order_name, order) in [("forward", &forward), ("reversed", &reversed)] {
+            let answers = select_all(&backend, fmt, order, &choice).await;
+            let chosen: Vec<Option<String>> = answers.iter().map(|(c, _)| c.clone()).collect();
+            let right = SELECTION_PROMPTS
+                .iter()
+                .zip(&chosen)
+                .filter(|((_, want), got)| got.as_deref() == Some(*want))
+                .count();
+            let calls = chosen.iter().filter(|c| c.is_some()).count();
+            let first = order[0].function.name.as_str();
+            let first_n = chosen.iter().filter(|c| c.as_deref() == Some(first)).count();
+            let names: Vec<&str> = order.iter().map(|t| t.name()).collect();
+            println!(
+                "{:<9} {:<10} {:<34} {:>5}/{n} {:>6} {:>8}  {first_n} ({first})",
+                format!("{choice:?}"),
+                relevance,
+                format!("{order_name} {}", names.join(",")),
+                right,
+                calls,
+                n - calls,
+            );
+            for ((prompt, want), (got, text)) in SELECTION_PROMPTS.iter().zip(&answers) {
+                if got.as_deref() != Some(*want) {
+                    println!("    miss: {prompt} | want {want} | got {got:?} | {text:?}");
                 }
             }
         }
