@@ -188,5 +188,16 @@ async fn a_team_resumed_from_saved_state_reaches_the_same_end() {
     let texts = |t: &[agentgen_core::AgentMessage]| {
         t.iter().map(|m| format!("{}: {}", m.source, m.content)).collect::<Vec<_>>()
     };
-    assert_eq!(texts(resumed.thread()), texts(whole.thread()));
+    let (resumed, whole) = (texts(resumed.thread()), texts(whole.thread()));
+    // The saved part of the thread comes back exactly, and the run goes on with the same
+    // speakers in the same order to the same stop. The words of the turns after the resume
+    // are not compared: llama.cpp's numerics depend on how a prompt is split into batches
+    // (cached prefix or not), so a greedy near-tie can flip. Exact continuation of the text
+    // is tested with a scripted backend in agentgen-core's tests/teams.rs.
+    assert_eq!(resumed.len(), whole.len(), "{resumed:#?}\n{whole:#?}");
+    assert_eq!(resumed[..3], whole[..3], "the saved thread is restored as it was");
+    let speakers = |t: &[String]| {
+        t.iter().map(|m| m.split(':').next().unwrap_or_default().to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(speakers(&resumed), speakers(&whole), "the turn order continues where it stopped");
 }
