@@ -117,7 +117,7 @@ pub mod local {
 
     use agentgen_core::ChatBackend;
     use agentgen_local::cache::ModelCache;
-    use agentgen_local::catalog::{default_model, Catalog};
+    use agentgen_local::catalog::{default_model, Catalog, CatalogEntry};
     use agentgen_local::{LocalBackend, LocalConfig};
 
     use std::path::{Path, PathBuf};
@@ -161,19 +161,7 @@ pub mod local {
                 return Ok(LocalModel::Path(m.into()));
             }
         }
-        let catalog = Catalog::builtin();
-        let entry = match model {
-            None => default_model(),
-            Some(name) => catalog.get(name).ok_or_else(|| CliError::UnknownModel {
-                name: name.to_owned(),
-                known: catalog
-                    .models
-                    .iter()
-                    .filter(|m| m.has_local_source())
-                    .map(|m| m.id.clone())
-                    .collect(),
-            })?,
-        };
+        let entry = catalog_entry(model)?;
         let quant = entry.quant(None).filter(|_| entry.llama_cpp_cpu).ok_or_else(|| {
             CliError::Config(format!(
                 "model `{}` has no GGUF that runs on the CPU; see `agentgen models`",
@@ -225,6 +213,24 @@ pub mod local {
             .map_err(|e| CliError::Failed(format!("model loading task: {e}")))?
             .map_err(|e| CliError::Backend(e.into()))?;
         Ok(Arc::new(backend))
+    }
+
+    /// The catalog entry named `name` (id or alias), or the default model when `None`; an unknown
+    /// name is [`CliError::UnknownModel`] listing the models that can be pulled.
+    pub fn catalog_entry(name: Option<&str>) -> CliResult<&'static CatalogEntry> {
+        let catalog = Catalog::builtin();
+        match name {
+            None => Ok(default_model()),
+            Some(name) => catalog.get(name).ok_or_else(|| CliError::UnknownModel {
+                name: name.to_owned(),
+                known: catalog
+                    .models
+                    .iter()
+                    .filter(|m| m.has_local_source())
+                    .map(|m| m.id.clone())
+                    .collect(),
+            }),
+        }
     }
 }
 

@@ -51,14 +51,7 @@ fn code(out: &Output) -> i32 {
 /// The real test model, or `None` when AGENTGEN_SKIP_MODEL_TESTS=1. Fails loudly otherwise.
 #[cfg(feature = "local")]
 fn test_model() -> Option<std::path::PathBuf> {
-    if std::env::var("AGENTGEN_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
-        eprintln!("AGENTGEN_SKIP_MODEL_TESTS=1: skipping a real-model test");
-        return None;
-    }
-    match agentgen_local::cache::test_model_path() {
-        Ok(p) => Some(p),
-        Err(e) => panic!("real-model test cannot find the model: {e}"),
-    }
+    agentgen_local::cache::model_for_tests()
 }
 
 #[test]

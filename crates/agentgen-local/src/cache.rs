@@ -139,6 +139,19 @@ pub fn test_model_path() -> Result<PathBuf, String> {
     }
 }
 
+/// The test model for a real-model test: `None` (the test skips) when
+/// `AGENTGEN_SKIP_MODEL_TESTS=1`, else the path from [`test_model_path`].
+///
+/// # Panics
+/// When the model cannot be found: a real-model test without its model must fail, not pass.
+pub fn model_for_tests() -> Option<PathBuf> {
+    if std::env::var("AGENTGEN_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
+        eprintln!("AGENTGEN_SKIP_MODEL_TESTS=1: skipping a real-model test");
+        return None;
+    }
+    Some(test_model_path().unwrap_or_else(|e| panic!("real-model test needs the test model: {e}")))
+}
+
 /// The lowercase hex sha256 of a file, read in 1 MiB blocks.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
     let mut file = File::open(path)?;

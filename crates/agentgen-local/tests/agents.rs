@@ -22,11 +22,7 @@ static ALONE: LazyLock<Mutex<()>> = LazyLock::new(|| Mutex::new(()));
 
 fn backend() -> Option<Arc<dyn ChatBackend>> {
     static SHARED: OnceLock<LocalBackend> = OnceLock::new();
-    if std::env::var("AGENTGEN_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
-        eprintln!("AGENTGEN_SKIP_MODEL_TESTS=1: skipping a real-model test");
-        return None;
-    }
-    let path = agentgen_local::cache::test_model_path().unwrap_or_else(|e| panic!("{e}"));
+    let path = agentgen_local::cache::model_for_tests()?;
     let engine = SHARED
         .get_or_init(|| LocalBackend::load(LocalConfig::new(path)).expect("the test model loads"));
     Some(Arc::new(engine.clone()))

@@ -23,11 +23,7 @@ use tokio::sync::RwLock;
 static ALONE: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
 
 fn model_path() -> Option<PathBuf> {
-    if std::env::var("AGENTGEN_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
-        eprintln!("AGENTGEN_SKIP_MODEL_TESTS=1: skipping a real-model test");
-        return None;
-    }
-    Some(agentgen_local::cache::test_model_path().unwrap_or_else(|e| panic!("{e}")))
+    agentgen_local::cache::model_for_tests()
 }
 
 /// The engine most tests share (default settings), loaded once per test binary.

@@ -33,11 +33,7 @@ const SEED: u64 = 7;
 const MAX_TOKENS: u32 = 96;
 
 fn model_path() -> Option<PathBuf> {
-    if std::env::var("AGENTGEN_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
-        eprintln!("AGENTGEN_SKIP_MODEL_TESTS=1: skipping a real-model test");
-        return None;
-    }
-    Some(agentgen_local::cache::test_model_path().unwrap_or_else(|e| panic!("{e}")))
+    agentgen_local::cache::model_for_tests()
 }
 
 /// The engine every test of this binary shares, loaded once.

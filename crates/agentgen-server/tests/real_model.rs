@@ -11,14 +11,7 @@ use serde_json::{json, Value};
 
 /// The test model, or `None` when model tests are skipped on purpose; panics otherwise.
 fn model_path() -> Option<std::path::PathBuf> {
-    match agentgen_local::cache::test_model_path() {
-        Ok(p) => Some(p),
-        Err(_) if std::env::var("AGENTGEN_SKIP_MODEL_TESTS").as_deref() == Ok("1") => {
-            eprintln!("AGENTGEN_SKIP_MODEL_TESTS=1: skipping the real-model server test");
-            None
-        }
-        Err(e) => panic!("real-model test needs the test model: {e}"),
-    }
+    agentgen_local::cache::model_for_tests()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

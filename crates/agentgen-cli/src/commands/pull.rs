@@ -21,22 +21,9 @@ pub fn pull_model(name: &str) -> CliResult<std::path::PathBuf> {
 #[cfg(feature = "local")]
 fn pull_model_quant(name: Option<&str>, quant: Option<&str>) -> CliResult<std::path::PathBuf> {
     use agentgen_local::cache::ModelCache;
-    use agentgen_local::catalog::{default_model, Catalog};
     use agentgen_local::pull::{pull, PullOptions, PullOutcome};
 
-    let catalog = Catalog::builtin();
-    let entry = match name {
-        None => default_model(),
-        Some(n) => catalog.get(n).ok_or_else(|| CliError::UnknownModel {
-            name: n.to_owned(),
-            known: catalog
-                .models
-                .iter()
-                .filter(|m| m.has_local_source())
-                .map(|m| m.id.clone())
-                .collect(),
-        })?,
-    };
+    let entry = crate::backends::local::catalog_entry(name)?;
     let q = entry.quant(quant).ok_or_else(|| {
         let available: Vec<&str> = entry.quantisations.iter().map(|q| q.name.as_str()).collect();
         match quant {
