@@ -89,35 +89,40 @@ fn completion(r: &Results, root: &Area) -> DrawResult {
 fn server(r: &Results, root: &Area) -> DrawResult {
     let (left, right) = root.split_horizontally(SIZE.0 / 2);
     let x = |row: &crate::report::ServerRow| row.clients as f64;
-    lines(
-        &left,
-        "(c) server: aggregate decode",
-        "concurrent clients",
-        "tokens/s",
-        &[Series {
-            name: "aggregate",
+    // agentgen first, then every `--compare` server that ran, each in its own colour.
+    let colors = [GREEN, MAGENTA, CYAN, BLACK];
+    let others: Vec<_> = r.server_compare.iter().filter(|c| !c.rows.is_empty()).collect();
+    let mut aggregate = vec![Series {
+        name: "agentgen serve",
+        color: BLUE,
+        points: r.server.iter().map(|s| (x(s), s.aggregate_tokens_per_s)).collect(),
+    }];
+    let mut latency = vec![
+        Series {
+            name: "agentgen p50",
             color: BLUE,
-            points: r.server.iter().map(|s| (x(s), s.aggregate_tokens_per_s)).collect(),
-        }],
-    )?;
-    lines(
-        &right,
-        "(c) server: request latency",
-        "concurrent clients",
-        "ms",
-        &[
-            Series {
-                name: "p50",
-                color: BLUE,
-                points: r.server.iter().map(|s| (x(s), s.latency_p50_ms)).collect(),
-            },
-            Series {
-                name: "p95",
-                color: RED,
-                points: r.server.iter().map(|s| (x(s), s.latency_p95_ms)).collect(),
-            },
-        ],
-    )
+            points: r.server.iter().map(|s| (x(s), s.latency_p50_ms)).collect(),
+        },
+        Series {
+            name: "agentgen p95",
+            color: RED,
+            points: r.server.iter().map(|s| (x(s), s.latency_p95_ms)).collect(),
+        },
+    ];
+    for (other, color) in others.iter().zip(colors) {
+        aggregate.push(Series {
+            name: &other.name,
+            color,
+            points: other.rows.iter().map(|s| (x(s), s.aggregate_tokens_per_s)).collect(),
+        });
+        latency.push(Series {
+            name: &other.name,
+            color,
+            points: other.rows.iter().map(|s| (x(s), s.latency_p95_ms)).collect(),
+        });
+    }
+    lines(&left, "(c) server: aggregate decode", "concurrent clients", "tokens/s", &aggregate)?;
+    lines(&right, "(c) server: request latency", "concurrent clients", "ms", &latency)
 }
 
 fn backends(r: &Results, root: &Area) -> DrawResult {

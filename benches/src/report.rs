@@ -28,8 +28,17 @@ pub struct Results {
     pub team: TeamResult,
     /// (c) The HTTP server under 1, 2, 4 and 8 concurrent clients.
     pub server: Vec<ServerRow>,
+    /// (c, e) The same concurrent-client workload against each `--compare` server.
+    #[serde(default)]
+    pub server_compare: Vec<ServerSeries>,
     /// (a, c, d, e) One streamed completion on every backend, side by side.
     pub backends: Vec<BackendRow>,
+    /// (g) What HTTP adds over calling the engine in-process, measured in alternating pairs.
+    #[serde(default)]
+    pub http_overhead: Option<HttpOverhead>,
+    /// Peak memory of the benchmark process against the engine's budget.
+    #[serde(default)]
+    pub memory: Option<MemoryUse>,
     /// (d) Groq, or why it was skipped.
     pub groq: Section<BackendRow>,
     /// (f) llama.cpp's llama-bench on the same GGUF and threads, or why it was skipped.
@@ -138,6 +147,57 @@ pub struct ServerRow {
     pub latency_p95_ms: Stat,
     /// Median time to first token, per run.
     pub ttft_p50_ms: Stat,
+}
+
+/// (c, e) The concurrent-client workload against another server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerSeries {
+    /// `compare <url>`.
+    pub name: String,
+    /// Its base URL.
+    pub endpoint: String,
+    /// The model it served.
+    pub model: String,
+    /// Why it has no rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// One row per concurrency level.
+    pub rows: Vec<ServerRow>,
+}
+
+/// (g) In-process against HTTP, request by request in alternating order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HttpOverhead {
+    /// Pairs measured for the latency figures.
+    pub pairs: usize,
+    /// A one-token, non-streamed request whose prompt is cached, in-process.
+    pub in_process_ms: Stat,
+    /// The same request through `agentgen serve`.
+    pub http_ms: Stat,
+    /// HTTP minus in-process, pair by pair.
+    pub overhead_ms: Stat,
+    /// Tokens generated per streamed request in the throughput pairs.
+    pub stream_tokens: u32,
+    /// Streamed decode speed in-process, client side.
+    pub stream_in_process_tokens_per_s: Stat,
+    /// Streamed decode speed through `agentgen serve`, client side.
+    pub stream_http_tokens_per_s: Stat,
+    /// HTTP / in-process, of the medians.
+    pub stream_ratio: f64,
+}
+
+/// Peak resident memory of the benchmark process (engine, server and clients together) and the
+/// budget: GGUF size + KV cache + 200 MiB.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct MemoryUse {
+    /// VmHWM of this process at the end of the run.
+    pub peak_rss_bytes: u64,
+    /// The GGUF file.
+    pub model_bytes: u64,
+    /// The f16 KV cache for the whole context, from the model's attention sizes.
+    pub kv_cache_bytes: u64,
+    /// model + KV + 200 MiB.
+    pub budget_bytes: u64,
 }
 
 /// One backend in the side-by-side table.
@@ -310,24 +370,17 @@ impl Results {
         );
 
         let _ = writeln!(out, "\n(c) agentgen serve over HTTP, concurrent streaming clients");
-        let rows: Vec<Vec<String>> = self
-            .server
-            .iter()
-            .map(|r| {
-                vec![
-                    r.clients.to_string(),
-                    r.requests.to_string(),
-                    r.aggregate_tokens_per_s.cell(1),
-                    r.ttft_p50_ms.cell(0),
-                    r.latency_p50_ms.cell(0),
-                    r.latency_p95_ms.cell(0),
-                ]
-            })
-            .collect();
-        out += &table(
-            &["clients", "requests", "aggregate tok/s", "TTFT p50 ms", "p50 ms", "p95 ms"],
-            &rows,
-        );
+        out += &server_table(&self.server);
+
+        for series in &self.server_compare {
+            let _ = writeln!(out, "\n(c, e) {} ({}), same clients", series.name, series.model);
+            match &series.skipped {
+                Some(why) => {
+                    let _ = writeln!(out, "  skipped: {why}");
+                }
+                None => out += &server_table(&series.rows),
+            }
+        }
 
         let _ =
             writeln!(out, "\n(d, e) backends side by side: one streamed completion, same prompt");
@@ -372,8 +425,72 @@ impl Results {
                 out += &table(&["test", "ours tok/s", "llama-bench tok/s", "ours/theirs"], &rows);
             }
         }
+
+        if let Some(h) = &self.http_overhead {
+            let _ = writeln!(
+                out,
+                "\n(g) HTTP against in-process, {} alternating pairs of one-token requests (cached prompt)",
+                h.pairs
+            );
+            out += &table(
+                &["in-process ms", "HTTP ms", "overhead ms"],
+                &[vec![
+                    h.in_process_ms.cell(1),
+                    h.http_ms.cell(1),
+                    format!(
+                        "{:.2} (mean {:.2}, {:.2}..{:.2})",
+                        h.overhead_ms.median,
+                        h.overhead_ms.mean,
+                        h.overhead_ms.min,
+                        h.overhead_ms.max
+                    ),
+                ]],
+            );
+            let _ = writeln!(out, "  streamed, {} tokens, alternating:", h.stream_tokens);
+            out += &table(
+                &["in-process tok/s", "HTTP tok/s", "HTTP/in-process"],
+                &[vec![
+                    h.stream_in_process_tokens_per_s.cell(1),
+                    h.stream_http_tokens_per_s.cell(1),
+                    format!("{:.3}", h.stream_ratio),
+                ]],
+            );
+        }
+        if let Some(m) = &self.memory {
+            let mib = |b: u64| format!("{:.0}", b as f64 / (1u64 << 20) as f64);
+            let _ =
+                writeln!(out, "\nmemory (MiB): peak RSS of this process against GGUF + KV + 200");
+            out += &table(
+                &["peak RSS", "GGUF", "KV cache", "budget", "within"],
+                &[vec![
+                    mib(m.peak_rss_bytes),
+                    mib(m.model_bytes),
+                    mib(m.kv_cache_bytes),
+                    mib(m.budget_bytes),
+                    (m.peak_rss_bytes <= m.budget_bytes).to_string(),
+                ]],
+            );
+        }
         out
     }
+}
+
+/// The (c) table: one row per concurrency level.
+fn server_table(rows: &[ServerRow]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.clients.to_string(),
+                r.requests.to_string(),
+                r.aggregate_tokens_per_s.cell(1),
+                r.ttft_p50_ms.cell(0),
+                r.latency_p50_ms.cell(0),
+                r.latency_p95_ms.cell(0),
+            ]
+        })
+        .collect();
+    table(&["clients", "requests", "aggregate tok/s", "TTFT p50 ms", "p50 ms", "p95 ms"], &rows)
 }
 
 #[cfg(test)]

@@ -1,12 +1,19 @@
-//! The agent-team workload: three agents take turns for a fixed number of messages; one of them
-//! has a calculator tool. Each agent keeps its own growing context (its system prompt, the task,
-//! what the others said, its own answers and tool exchanges), as agent runtimes do, so a prefix
-//! cache can serve most of every prompt from the previous turn.
+//! The agent-team workload, run on agentgen's own runtime: a round-robin team of three
+//! [`AssistantAgent`]s (planner, calculator with a `calculate` tool, reviewer) for a fixed number
+//! of messages. Each agent keeps its own growing context, as the runtime does for every agent, so
+//! a prefix cache can serve most of every prompt from the previous turn. A counting wrapper
+//! around the backend sees every request the agents make.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use agentgen_core::{BackendError, ChatBackend, ChatMessage, ChatRequest, ToolChoice, ToolSpec};
-use serde_json::json;
+use agentgen_core::{
+    AgentEvent, AssistantAgent, BackendError, BackendInfo, ChatBackend, ChatMessage, ChatRequest,
+    ChatResponse, FunctionTool, RoundRobinGroupChat, StreamItem, Team, Termination, ToolError,
+};
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::{json, Value};
 
 /// One run of the team.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -15,7 +22,7 @@ pub struct TeamRun {
     pub wall_s: f64,
     /// Chat requests sent (turns plus the answers after tool results).
     pub requests: u32,
-    /// Tool calls executed.
+    /// Tool calls the models asked for.
     pub tool_calls: u32,
     /// Prompt tokens over all requests: what an engine without a prefix cache evaluates.
     pub prompt_tokens: u64,
@@ -32,17 +39,39 @@ impl TeamRun {
     }
 }
 
-struct Agent {
-    name: &'static str,
-    tools: Vec<ToolSpec>,
-    context: Vec<ChatMessage>,
-    /// How many transcript messages this agent has already seen.
-    seen: usize,
+/// A backend that counts the requests, usage and tool calls going through it.
+struct Counting {
+    inner: Arc<dyn ChatBackend>,
+    run: Mutex<TeamRun>,
 }
 
-/// The calculator tool's spec.
-pub fn calculator_tool() -> ToolSpec {
-    ToolSpec::function(
+#[async_trait]
+impl ChatBackend for Counting {
+    fn info(&self) -> &BackendInfo {
+        self.inner.info()
+    }
+
+    async fn complete(&self, req: ChatRequest) -> Result<ChatResponse, BackendError> {
+        let resp = self.inner.complete(req).await?;
+        if let Ok(mut run) = self.run.lock() {
+            run.requests += 1;
+            run.tool_calls += resp.tool_calls().len() as u32;
+            run.prompt_tokens += u64::from(resp.usage.prompt_tokens);
+            run.cached_tokens += u64::from(resp.usage.cached_tokens);
+            run.completion_tokens += u64::from(resp.usage.completion_tokens);
+        }
+        Ok(resp)
+    }
+
+    async fn count_tokens(&self, messages: &[ChatMessage]) -> Result<Option<usize>, BackendError> {
+        self.inner.count_tokens(messages).await
+    }
+}
+
+/// The calculator tool: evaluates `{"expression": "..."}`; a bad expression is an error the
+/// model sees as the tool's result.
+pub fn calculator_tool() -> FunctionTool {
+    FunctionTool::from_json(
         "calculate",
         "Evaluate an arithmetic expression with + - * / and parentheses.",
         json!({
@@ -50,13 +79,22 @@ pub fn calculator_tool() -> ToolSpec {
             "properties": {"expression": {"type": "string", "description": "e.g. (24 / 3) * 1.20"}},
             "required": ["expression"]
         }),
+        |args: Value, _ctx| async move {
+            let out = run_calculator(&args.to_string());
+            match out.strip_prefix("error: ") {
+                Some(msg) => {
+                    Err(ToolError::Execution { tool: "calculate".into(), message: msg.into() })
+                }
+                None => Ok(Value::String(out)),
+            }
+        },
     )
 }
 
-/// Runs the team for `messages` messages; `tag` makes the task unique so no earlier run's cache
-/// helps.
+/// Runs the team for `messages` agent messages; `tag` makes the task unique so no earlier run's
+/// cache helps. `on_message` is called after every agent message.
 pub async fn run_team(
-    backend: &dyn ChatBackend,
+    backend: Arc<dyn ChatBackend>,
     tag: &str,
     messages: usize,
     max_tokens: u32,
@@ -66,74 +104,46 @@ pub async fn run_team(
         "[{tag}] A shop sells pencils at 3 for $1.20 and notebooks at $2.75 each. \
          Plan buying 24 pencils and 5 notebooks, compute the total cost and check it."
     );
-    let roles: [(&'static str, &str, bool); 3] = [
-        ("planner", "You are the planner of a team of three. Break the task into short numbered steps and say who does what. Answer in under 60 words.", false),
-        ("calculator", "You are the calculator agent. When a number must be computed, call the calculate tool, then state the result in one sentence.", true),
-        ("reviewer", "You are the reviewer. Check the team's figures and reasoning in under 60 words; say APPROVE when everything is right.", false),
-    ];
-    let mut agents: Vec<Agent> = roles
-        .iter()
-        .map(|(name, system, tools)| Agent {
-            name,
-            tools: if *tools { vec![calculator_tool()] } else { Vec::new() },
-            context: vec![ChatMessage::system(*system), ChatMessage::user(task.clone())],
-            seen: 0,
-        })
-        .collect();
-    let mut transcript: Vec<(&'static str, String)> = Vec::new();
-    let mut run = TeamRun::default();
+    let counting = Arc::new(Counting { inner: backend, run: Mutex::new(TeamRun::default()) });
+    let shared: Arc<dyn ChatBackend> = counting.clone();
+    let defaults = ChatRequest::new(Vec::new()).with_temperature(0.0).with_max_tokens(max_tokens);
+    let agent = |name: &str, system: &str| {
+        AssistantAgent::new(name, shared.clone())
+            .with_system_message(Some(system.to_owned()))
+            .with_request_defaults(defaults.clone())
+    };
+    let planner = agent("planner", "You are the planner of a team of three. Break the task into short numbered steps and say who does what. Answer in under 60 words.");
+    // At most one tool round per turn, then the agent answers in words.
+    let calculator = agent("calculator", "You are the calculator agent. When a number must be computed, call the calculate tool, then state the result in one sentence.")
+        .with_tool(calculator_tool())
+        .map_err(|e| BackendError::Internal(format!("calculator tool: {e}")))?
+        .with_max_tool_iterations(1)
+        .with_reflect_on_tool_use(true);
+    let reviewer = agent("reviewer", "You are the reviewer. Check the team's figures and reasoning in under 60 words; say APPROVE when everything is right.");
+    let mut team =
+        RoundRobinGroupChat::new(vec![Box::new(planner), Box::new(calculator), Box::new(reviewer)])
+            .map_err(|e| BackendError::Internal(format!("team: {e}")))?
+            // The task counts as a message.
+            .with_termination(Termination::max_messages(messages + 1));
+
     let start = Instant::now();
-    for turn in 0..messages {
-        let agent = &mut agents[turn % 3];
-        for (speaker, text) in &transcript[agent.seen..] {
-            agent.context.push(ChatMessage::user(format!("{speaker}: {text}")));
-        }
-        agent.seen = transcript.len();
-        let mut text = String::new();
-        // At most one tool round per turn, then the agent must answer in words.
-        for round in 0..2 {
-            let mut req = ChatRequest::new(agent.context.clone())
-                .with_temperature(0.0)
-                .with_max_tokens(max_tokens);
-            if !agent.tools.is_empty() {
-                let choice = if round == 0 { ToolChoice::Auto } else { ToolChoice::None };
-                req = req.with_tools(agent.tools.clone()).with_tool_choice(choice);
+    let mut said = 0;
+    let mut stream = team.run_stream(task.into(), agentgen_core::CancellationToken::new());
+    while let Some(item) = stream.next().await {
+        match item.map_err(|e| BackendError::Internal(format!("team run: {e}")))? {
+            StreamItem::Event(AgentEvent::Message(m)) if m.source != "user" => {
+                said += 1;
+                on_message();
             }
-            let resp = backend.complete(req).await?;
-            tracing::debug!(
-                agent = agent.name,
-                turn,
-                round,
-                prompt = resp.usage.prompt_tokens,
-                cached = resp.usage.cached_tokens,
-                completion = resp.usage.completion_tokens,
-                calls = resp.tool_calls().len(),
-                "team request done"
-            );
-            run.requests += 1;
-            run.prompt_tokens += u64::from(resp.usage.prompt_tokens);
-            run.cached_tokens += u64::from(resp.usage.cached_tokens);
-            run.completion_tokens += u64::from(resp.usage.completion_tokens);
-            let calls = resp.tool_calls().to_vec();
-            agent.context.push(resp.message.clone());
-            if calls.is_empty() || round == 1 {
-                text = resp.text().unwrap_or_default().trim().to_owned();
-                break;
-            }
-            for call in &calls {
-                run.tool_calls += 1;
-                agent.context.push(ChatMessage::tool(
-                    call.id.clone(),
-                    run_calculator(&call.function.arguments),
-                ));
-            }
+            StreamItem::Event(_) => {}
+            StreamItem::Done(_) => break,
         }
-        if text.is_empty() {
-            text = "(no comment)".into();
-        }
-        transcript.push((agent.name, text));
+    }
+    drop(stream);
+    for _ in said..messages {
         on_message();
     }
+    let mut run = counting.run.lock().map(|r| *r).unwrap_or_default();
     run.wall_s = start.elapsed().as_secs_f64();
     Ok(run)
 }

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use agentgen_core::{BackendError, ChatBackend};
+use agentgen_core::{BackendError, ChatBackend, ChatRequest};
 use agentgen_groq::{OpenAiBackend, OpenAiConfig};
 use agentgen_server::{ServeConfig, ServeError, Server};
 use tokio::sync::oneshot;
 
 use crate::measure::{counting_request, stream_once, Sample};
-use crate::report::{BackendRow, CompletionRow, ServerRow, TeamResult};
+use crate::report::{BackendRow, CompletionRow, HttpOverhead, ServerRow, TeamResult};
 use crate::stats::{percentile_of, Stat};
 use crate::team::{run_team, TeamRun};
 
@@ -43,6 +43,10 @@ pub struct Plan {
     pub http_gen_tokens: u32,
     /// (c, d, e) prompt length per request.
     pub http_prompt_tokens: usize,
+    /// (g) alternating in-process/HTTP pairs of one-token requests.
+    pub overhead_pairs: usize,
+    /// (g) tokens per streamed request in the in-process/HTTP throughput pairs.
+    pub stream_tokens: u32,
 }
 
 impl Plan {
@@ -61,6 +65,8 @@ impl Plan {
                 requests_per_client: 1,
                 http_gen_tokens: 16,
                 http_prompt_tokens: 48,
+                overhead_pairs: 10,
+                stream_tokens: 32,
             }
         } else {
             Self {
@@ -75,6 +81,8 @@ impl Plan {
                 requests_per_client: 2,
                 http_gen_tokens: 64,
                 http_prompt_tokens: 64,
+                overhead_pairs: 40,
+                stream_tokens: 128,
             }
         }
     }
@@ -128,7 +136,7 @@ pub async fn completion_row(
 
 /// (b) The team, `runs` times. `engine_evaluated` reads the engine's evaluated-token counter.
 pub async fn team(
-    backend: &dyn ChatBackend,
+    backend: Arc<dyn ChatBackend>,
     plan: &Plan,
     engine_evaluated: Option<&dyn Fn() -> u64>,
     mut tick: impl FnMut(),
@@ -138,7 +146,7 @@ pub async fn team(
     for i in 0..plan.team_runs {
         let before = engine_evaluated.map(|f| f());
         let run = run_team(
-            backend,
+            backend.clone(),
             &format!("b-{i}-{}", nonce()),
             plan.team_messages,
             plan.team_max_tokens,
@@ -330,6 +338,87 @@ pub async fn backend_row(
         )?),
         completion_tokens: Some(median_u32(samples.iter().map(|s| s.completion_tokens))),
     })
+}
+
+/// (g) The same requests in-process and through the server, in pairs whose order alternates so
+/// that drift in the machine's speed falls on both sides. Latency: a one-token, non-streamed
+/// request whose prompt is already cached, so the figure is mostly the path around the engine.
+/// Throughput: streamed completions of `stream_tokens` tokens, decode speed on the client.
+pub async fn http_overhead(
+    in_process: &dyn ChatBackend,
+    http: &dyn ChatBackend,
+    plan: &Plan,
+    mut tick: impl FnMut(),
+) -> Result<HttpOverhead, BackendError> {
+    let tag = format!("g-{}", nonce());
+    let one_token = counting_request(&tag, plan.http_prompt_tokens, 1);
+    let timed = |backend| one_token_ms(backend, one_token.clone());
+    // Warm-up: both paths, and the prompt into the prefix cache.
+    timed(in_process).await?;
+    timed(http).await?;
+    let (mut local_ms, mut http_ms, mut diff) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..plan.overhead_pairs {
+        let (l, h) = if i % 2 == 0 {
+            let l = timed(in_process).await?;
+            (l, timed(http).await?)
+        } else {
+            let h = timed(http).await?;
+            (timed(in_process).await?, h)
+        };
+        local_ms.push(l);
+        http_ms.push(h);
+        diff.push(h - l);
+    }
+    tick();
+
+    let (mut local_tps, mut http_tps) = (Vec::new(), Vec::new());
+    for i in 0..plan.warmup + plan.runs {
+        let req = |side: &str| {
+            counting_request(
+                &format!("{tag}-{side}-{i}"),
+                plan.http_prompt_tokens,
+                plan.stream_tokens,
+            )
+        };
+        let (l, h) = if i % 2 == 0 {
+            let l = stream_once(in_process, req("l")).await?;
+            (l, stream_once(http, req("h")).await?)
+        } else {
+            let h = stream_once(http, req("h")).await?;
+            (stream_once(in_process, req("l")).await?, h)
+        };
+        if i >= plan.warmup {
+            local_tps.push(l.decode_tokens_per_s);
+            http_tps.push(h.decode_tokens_per_s);
+        }
+    }
+    tick();
+    let stream_in_process_tokens_per_s = stat(&local_tps, "in-process stream")?;
+    let stream_http_tokens_per_s = stat(&http_tps, "HTTP stream")?;
+    Ok(HttpOverhead {
+        pairs: plan.overhead_pairs,
+        in_process_ms: stat(&local_ms, "in-process latency")?,
+        http_ms: stat(&http_ms, "HTTP latency")?,
+        overhead_ms: stat(&diff, "overhead")?,
+        stream_tokens: plan.stream_tokens,
+        stream_ratio: if stream_in_process_tokens_per_s.median > 0.0 {
+            stream_http_tokens_per_s.median / stream_in_process_tokens_per_s.median
+        } else {
+            0.0
+        },
+        stream_in_process_tokens_per_s,
+        stream_http_tokens_per_s,
+    })
+}
+
+/// Milliseconds for one non-streamed request that must generate something.
+async fn one_token_ms(backend: &dyn ChatBackend, req: ChatRequest) -> Result<f64, BackendError> {
+    let start = Instant::now();
+    let resp = backend.complete(req).await?;
+    if resp.usage.completion_tokens == 0 {
+        return Err(BackendError::Internal("a one-token request generated nothing".into()));
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e3)
 }
 
 /// A per-process tag so prompts never repeat across runs of the benchmark either.

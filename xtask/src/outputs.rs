@@ -96,6 +96,15 @@ pub fn check_results(json: &Value) -> Vec<String> {
         }
     }
 
+    let overhead = &json["http_overhead"];
+    for field in ["in_process_ms", "http_ms", "overhead_ms", "stream_http_tokens_per_s"] {
+        c.stat(&overhead[field], &format!("http_overhead.{field}"));
+    }
+    c.num(&overhead["stream_ratio"], "http_overhead.stream_ratio");
+    for field in ["peak_rss_bytes", "model_bytes", "kv_cache_bytes", "budget_bytes"] {
+        c.num(&json["memory"][field], &format!("memory.{field}"));
+    }
+
     match json["models"].as_object() {
         Some(models) if !models.is_empty() => {
             for (id, m) in models {
@@ -182,6 +191,9 @@ mod tests {
                          {"name": "groq", "skipped": "GROQ_API_KEY is not set"}],
             "groq": {"skipped": "GROQ_API_KEY is not set"},
             "llama_bench": {"skipped": "llama-bench not found"},
+            "http_overhead": {"in_process_ms": stat(), "http_ms": stat(), "overhead_ms": stat(),
+                              "stream_http_tokens_per_s": stat(), "stream_ratio": 0.98},
+            "memory": {"peak_rss_bytes": 7e8, "model_bytes": 4.9e8, "kv_cache_bytes": 1e8, "budget_bytes": 8e8},
             "models": {"m": {"decode_tokens_per_s": 50.0, "prompt_tokens_per_s": 300.0}},
             "charts": ["completion.png"]
         })

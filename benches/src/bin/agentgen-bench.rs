@@ -12,7 +12,8 @@ use agentgen_local::engine::{LocalBackend, LocalConfig};
 use benches::llama_bench;
 use benches::machine::Machine;
 use benches::report::{
-    BackendRow, LlamaBenchResult, ModelThroughput, Ratio, Results, RunConfig, Section,
+    BackendRow, LlamaBenchResult, MemoryUse, ModelThroughput, Ratio, Results, RunConfig, Section,
+    ServerSeries,
 };
 use benches::workloads::{self, InProcessServer, Plan};
 use clap::Parser;
@@ -143,7 +144,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let total = plan.prompt_lengths.len() as u64 * per
         + (plan.team_runs * plan.team_messages) as u64
         + plan.clients.len() as u64 * per
+        + args.compare.len() as u64 * plan.clients.len() as u64 * per
         + backends_n * per
+        + 2
         + u64::from(llama_bench_bin.is_some());
     eprintln!("agentgen-bench: {} on {}", model_file, machine.summary());
     let progress = Progress::new(total);
@@ -173,7 +176,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     progress.phase(&format!("(b) agent team: 3 agents x {} messages", plan.team_messages));
     let stats_source = local.clone();
     let evaluated = move || stats_source.stats().prompt_tokens_evaluated;
-    let team = workloads::team(local.as_ref(), &plan, Some(&evaluated), || progress.tick()).await?;
+    let team = workloads::team(local.clone(), &plan, Some(&evaluated), || progress.tick()).await?;
     progress.note(format!(
         "team: {} s, {} prompt tokens sent, {} from cache, {} evaluated",
         team.wall_s.cell(1),
@@ -200,6 +203,21 @@ async fn run(args: Args) -> Result<(), BoxError> {
         server_rows.push(row);
     }
 
+    let mut server_compare = Vec::new();
+    for url in &args.compare {
+        progress.phase(&format!("(c, e) concurrent clients against {url}"));
+        server_compare.push(
+            compare_series(
+                url,
+                args.compare_model.as_deref(),
+                args.compare_key.clone(),
+                &plan,
+                &progress,
+            )
+            .await,
+        );
+    }
+
     progress.phase("(d, e) backends side by side");
     let mut backends = Vec::new();
     backends.push(
@@ -224,6 +242,14 @@ async fn run(args: Args) -> Result<(), BoxError> {
         )
         .await?,
     );
+    progress.phase("(g) HTTP overhead over in-process");
+    let http_overhead =
+        workloads::http_overhead(local.as_ref(), client.as_ref(), &plan, || progress.tick())
+            .await?;
+    progress.note(format!(
+        "HTTP overhead {:.2} ms per request (median of {} pairs); streamed HTTP/in-process {:.3}",
+        http_overhead.overhead_ms.median, http_overhead.pairs, http_overhead.stream_ratio
+    ));
     server.stop().await?;
 
     let groq = match groq_key {
@@ -321,7 +347,10 @@ async fn run(args: Args) -> Result<(), BoxError> {
         completion,
         team,
         server: server_rows,
+        server_compare,
         backends,
+        http_overhead: Some(http_overhead),
+        memory: memory_use(&model_path, context_size),
         groq,
         llama_bench: llama,
         models,
@@ -350,7 +379,30 @@ fn failed_row(name: &str, model: &str, e: &dyn std::fmt::Display) -> BackendRow 
     BackendRow::skipped(name, model, format!("failed: {e}"))
 }
 
-/// (e) One `--compare` URL: its model is `--compare-model` or the first it lists.
+/// A client of a `--compare` URL and the model to ask it for: `--compare-model`, else the first
+/// one it lists.
+async fn compare_client(
+    url: &str,
+    model: Option<&str>,
+    key: Option<String>,
+) -> Result<(OpenAiBackend, String), agentgen_core::BackendError> {
+    let model = match model {
+        Some(m) => m.to_owned(),
+        None => {
+            let list = workloads::http_client(url, "default", key.clone())?.list_models().await?;
+            list.first().map_or_else(|| "default".to_owned(), |m| m.id.clone())
+        }
+    };
+    // One retry: servers such as llama-server close idle keep-alive connections, and a request
+    // sent on one that is closing fails before it reaches the server.
+    let mut config = OpenAiConfig::compatible(url, &model).with_max_retries(1);
+    config.api_key = key;
+    let client = OpenAiBackend::new(config)
+        .map_err(|e| agentgen_core::BackendError::Internal(format!("client for {url}: {e}")))?;
+    Ok((client, model))
+}
+
+/// (e) One `--compare` URL in the side-by-side table.
 async fn compare_row(
     url: &str,
     model: Option<&str>,
@@ -359,26 +411,86 @@ async fn compare_row(
     progress: &Progress,
 ) -> BackendRow {
     let name = format!("compare {url}");
-    let model = match model {
-        Some(m) => m.to_owned(),
-        None => match workloads::http_client(url, "default", key.clone()) {
-            Ok(c) => match c.list_models().await {
-                Ok(list) => list.first().map_or_else(|| "default".to_owned(), |m| m.id.clone()),
-                Err(e) => return failed_row(&name, "?", &e),
-            },
-            Err(e) => return failed_row(&name, "?", &e),
-        },
-    };
-    match workloads::http_client(url, &model, key) {
-        Ok(client) => {
+    match compare_client(url, model, key).await {
+        Ok((client, model)) => {
             workloads::backend_row(&name, &model, Some(url.to_owned()), &client, plan, || {
                 progress.tick()
             })
             .await
             .unwrap_or_else(|e| failed_row(&name, &model, &e))
         }
-        Err(e) => failed_row(&name, &model, &e),
+        Err(e) => failed_row(&name, "?", &e),
     }
+}
+
+/// (c, e) The concurrent-client workload against one `--compare` URL.
+async fn compare_series(
+    url: &str,
+    model: Option<&str>,
+    key: Option<String>,
+    plan: &Plan,
+    progress: &Progress,
+) -> ServerSeries {
+    let name = format!("compare {url}");
+    let mut series = ServerSeries {
+        name: name.clone(),
+        endpoint: url.to_owned(),
+        model: model.unwrap_or("?").to_owned(),
+        skipped: None,
+        rows: Vec::new(),
+    };
+    let client = match compare_client(url, model, key).await {
+        Ok((client, model)) => {
+            series.model = model;
+            Arc::new(client)
+        }
+        Err(e) => {
+            eprintln!("agentgen-bench: {name} failed: {e}");
+            series.skipped = Some(format!("failed: {e}"));
+            return series;
+        }
+    };
+    for clients in &plan.clients {
+        match workloads::server_level(client.clone(), plan, *clients, || progress.tick()).await {
+            Ok(row) => {
+                progress.note(format!(
+                    "{name}, {} clients: {} tok/s aggregate, p95 {} ms",
+                    row.clients,
+                    row.aggregate_tokens_per_s.cell(1),
+                    row.latency_p95_ms.cell(0)
+                ));
+                series.rows.push(row);
+            }
+            Err(e) => {
+                eprintln!("agentgen-bench: {name} failed: {e}");
+                series.skipped = Some(format!("failed at {clients} clients: {e}"));
+                break;
+            }
+        }
+    }
+    series
+}
+
+/// Peak RSS of this process (Linux `VmHWM`) against GGUF + KV cache + 200 MiB.
+fn memory_use(model: &Path, context_size: u32) -> Option<MemoryUse> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let model_bytes = std::fs::metadata(model).ok()?.len();
+    let per_token = agentgen_local::format::read_gguf_metadata(model).ok()?.kv_bytes_per_token()?;
+    let kv_cache_bytes = per_token * u64::from(context_size);
+    Some(MemoryUse {
+        peak_rss_bytes: kib * 1024,
+        model_bytes,
+        kv_cache_bytes,
+        budget_bytes: model_bytes + kv_cache_bytes + (200 << 20),
+    })
 }
 
 /// Ours / theirs: prompt speed at the prompt length nearest theirs, decode at the shortest prompt.

@@ -5,7 +5,8 @@
 //! cargo test -p agentgen-local --test engine_figures -- --ignored --nocapture
 //! ```
 //!
-//! `AGENTGEN_FIGURE_THREADS` sets the CPU threads (default 2).
+//! `AGENTGEN_FIGURE_THREADS` sets the CPU threads (default 2); `AGENTGEN_FIGURE_FLASH` = 0 or 1
+//! turns flash attention off or on (default: llama.cpp decides).
 
 use std::time::Instant;
 
@@ -19,7 +20,8 @@ fn load() -> LocalBackend {
         std::env::var("AGENTGEN_FIGURE_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
     let mut config = LocalConfig::new(path);
     config.threads = Some(threads);
-    println!("threads: {threads}");
+    config.flash_attention = std::env::var("AGENTGEN_FIGURE_FLASH").ok().map(|v| v == "1");
+    println!("threads: {threads}, flash attention: {:?}", config.flash_attention);
     LocalBackend::load(config).expect("the test model loads")
 }
 
@@ -36,10 +38,11 @@ fn greedy(max_tokens: u32) -> GenerateOptions {
 async fn figures() {
     let backend = load();
 
-    // Prompt processing: ~512 fresh tokens (a different first word each run defeats the cache).
+    // Prompt processing: ~512 fresh tokens, as llama-bench's pp512 (a different first word each
+    // run defeats the cache).
     let mut pp = Vec::new();
     for run in 0..3 {
-        let body = format!("{run} {}", "alpha beta gamma delta epsilon zeta eta theta ".repeat(64));
+        let body = format!("{run} {}", "alpha beta gamma delta epsilon zeta eta theta ".repeat(57));
         let g = backend.generate(vec![text(&body)], greedy(1), None).await.unwrap();
         pp.push((g.timings.prompt_n, g.timings.prompt_per_second));
     }

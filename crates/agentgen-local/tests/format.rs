@@ -69,8 +69,9 @@ fn tools() -> Vec<ToolSpec> {
     ]
 }
 
+/// The template's own rendering: tools in the caller's order, no tool index.
 fn plain_order() -> FormatOptions {
-    FormatOptions { order_tools_by_relevance: false, ..FormatOptions::default() }
+    FormatOptions { order_tools_by_relevance: false, tool_index: false, ..FormatOptions::default() }
 }
 
 #[test]
@@ -142,6 +143,8 @@ fn injected_special_tokens_stay_text() {
 #[test]
 fn relevance_ordering_puts_the_matching_tool_first() {
     let Some(f) = qwen_format() else { return };
+    let f = f
+        .with_options(FormatOptions { order_tools_by_relevance: true, ..FormatOptions::default() });
     let req = ChatRequest::new(vec![ChatMessage::user("Search the web for Rust news")])
         .with_tools(tools());
     let text = f.render_text(&req).unwrap();
@@ -149,6 +152,33 @@ fn relevance_ordering_puts_the_matching_tool_first() {
     let weather = text.find("\"name\": \"get_weather\"").unwrap();
     assert!(search < weather, "{text}");
     assert_eq!(f.prompt_tools(&req)[0].name(), "web_search");
+}
+
+#[test]
+fn the_tool_index_goes_in_the_system_message_when_tools_are_offered() {
+    let Some(f) = qwen_format() else { return };
+    let req = ChatRequest::new(vec![ChatMessage::system("You help."), ChatMessage::user("Hi")])
+        .with_tools(tools());
+    let text = f.render_text(&req).unwrap();
+    assert!(
+        text.starts_with(
+            "<|im_start|>system\nYou help.\n\nYou have these functions:\n- get_weather: Get the current weather in a city\n- web_search: Search the web for pages about a topic\nPick the function by what its description says it does.\n\n# Tools"
+        ),
+        "{text}"
+    );
+    // No system message: the index becomes one, instead of the template's default.
+    let bare = ChatRequest::new(vec![ChatMessage::user("Hi")]).with_tools(tools());
+    let text = f.render_text(&bare).unwrap();
+    assert!(
+        text.starts_with(
+            "<|im_start|>system\nYou are a helpful assistant with these functions:\n- get_weather"
+        ),
+        "{text}"
+    );
+    // tool_choice none: no tools in the prompt, so no index either.
+    let none = req.clone().with_tool_choice(ToolChoice::None);
+    let text = f.render_text(&none).unwrap();
+    assert!(!text.contains("these functions") && !text.contains("# Tools"), "{text}");
 }
 
 // ---- constraints, checked with llguidance's matcher on the model's own vocabulary ----

@@ -11,7 +11,7 @@
 //! per test binary), which batches their concurrent requests.
 //!
 //! `tool_selection_accuracy_figures` (ignored) prints how often the *right* tool is chosen,
-//! with the format's relevance ordering on and off and the tools listed in two orders:
+//! with the format's tool index on and off and the tools listed in two orders:
 //!
 //! ```text
 //! cargo test -p agentgen-local --test tools -- --ignored --nocapture
@@ -413,8 +413,8 @@ async fn tool_selection_accuracy_figures() {
     let Some(backend) = shared() else { return };
     let path = backend.model_path().to_owned();
     let meta = read_gguf_metadata(&path).expect("reads the GGUF metadata");
-    let format = |order: bool| {
-        let options = FormatOptions { order_tools_by_relevance: order, ..FormatOptions::default() };
+    let format = |index: bool| {
+        let options = FormatOptions { tool_index: index, ..FormatOptions::default() };
         ChatFormat::from_gguf_meta(&meta).expect("chat format").with_options(options)
     };
     let (on, off) = (format(true), format(false));
@@ -429,11 +429,11 @@ async fn tool_selection_accuracy_figures() {
     println!("{n} prompts, {} tools, temperature 0, max_tokens {SELECT_TOKENS}", forward.len());
     println!(
         "{:<9} {:<10} {:<34} {:>8} {:>6} {:>8}  chosen-first-listed",
-        "choice", "relevance", "tool order", "right", "calls", "no call"
+        "choice", "index", "tool order", "right", "calls", "no call"
     );
     // `auto` is the default and the path agents take.
     let choice = ToolChoice::Auto;
-    for (relevance, fmt) in [("on", &on), ("off", &off)] {
+    for (index, fmt) in [("on", &on), ("off", &off)] {
         for (order_name, order) in [("forward", &forward), ("reversed", &reversed)] {
             let answers = select_all(&backend, fmt, order, &choice).await;
             let chosen: Vec<Option<String>> = answers.iter().map(|(c, _)| c.clone()).collect();
@@ -449,7 +449,7 @@ async fn tool_selection_accuracy_figures() {
             println!(
                 "{:<9} {:<10} {:<34} {:>5}/{n} {:>6} {:>8}  {first_n} ({first})",
                 format!("{choice:?}"),
-                relevance,
+                index,
                 format!("{order_name} {}", names.join(",")),
                 right,
                 calls,

@@ -55,6 +55,8 @@ pub struct LocalConfig {
     pub slots: usize,
     /// Most tokens evaluated in one batch. Default 512.
     pub batch_size: u32,
+    /// Flash attention: `None` lets llama.cpp decide (on where the CPU backend supports it).
+    pub flash_attention: Option<bool>,
     /// The model id reported in responses; `None`: the file name without `.gguf`.
     pub model_id: Option<String>,
 }
@@ -68,6 +70,7 @@ impl LocalConfig {
             threads: None,
             slots: 4,
             batch_size: 512,
+            flash_attention: None,
             model_id: None,
         }
     }

@@ -148,7 +148,13 @@ fn run(
         return;
     };
     let threads = i32::try_from(threads.max(1)).unwrap_or(i32::MAX);
+    let flash_attention = match config.flash_attention {
+        None => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+        Some(true) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+        Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+    };
     let params = LlamaContextParams::default()
+        .with_flash_attention_policy(flash_attention)
         .with_n_ctx(Some(n_ctx_nz))
         .with_n_batch(config.batch_size)
         .with_n_ubatch(config.batch_size)

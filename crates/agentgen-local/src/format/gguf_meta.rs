@@ -101,6 +101,20 @@ impl GgufMeta {
         self.get_u64(&format!("{arch}.context_length"))
     }
 
+    /// Bytes of an f16 KV cache per token of context: layers × (K + V) heads × head size × 2.
+    /// `None` when the architecture's attention sizes are missing.
+    pub fn kv_bytes_per_token(&self) -> Option<u64> {
+        let arch = self.architecture()?;
+        let key = |k: &str| self.get_u64(&format!("{arch}.{k}"));
+        let layers = key("block_count")?;
+        let heads = key("attention.head_count")?;
+        let kv_heads = key("attention.head_count_kv").unwrap_or(heads);
+        let head_size = key("embedding_length")?.checked_div(heads)?;
+        let k = key("attention.key_length").unwrap_or(head_size);
+        let v = key("attention.value_length").unwrap_or(head_size);
+        Some(layers * kv_heads * (k + v) * 2)
+    }
+
     /// The text of a token id from `tokenizer.ggml.tokens`.
     pub fn token_text(&self, id: u64) -> Option<&str> {
         let tokens = self.get("tokenizer.ggml.tokens")?.as_array()?;
@@ -311,6 +325,30 @@ mod tests {
         b.extend(u64::MAX.to_le_bytes());
         let err = read_gguf_metadata(write_tmp(&b).path()).unwrap_err();
         assert!(err.to_string().contains("past the end"), "{err}");
+    }
+
+    #[test]
+    fn kv_bytes_per_token_from_attention_sizes() {
+        let mut kv = BTreeMap::new();
+        kv.insert("general.architecture".into(), GgufValue::String("qwen2".into()));
+        let meta = |kv: &BTreeMap<String, GgufValue>| GgufMeta {
+            version: 3,
+            tensor_count: 0,
+            kv: kv.clone(),
+        };
+        assert_eq!(meta(&kv).kv_bytes_per_token(), None, "no sizes, no figure");
+        // Qwen2.5-0.5B: 24 layers, 14 heads of 64 (896 wide), 2 KV heads.
+        for (k, v) in [
+            ("qwen2.block_count", 24),
+            ("qwen2.attention.head_count", 14),
+            ("qwen2.attention.head_count_kv", 2),
+            ("qwen2.embedding_length", 896),
+        ] {
+            kv.insert(k.into(), GgufValue::U64(v));
+        }
+        assert_eq!(meta(&kv).kv_bytes_per_token(), Some(24 * 2 * (64 + 64) * 2));
+        kv.insert("qwen2.attention.key_length".into(), GgufValue::U64(128));
+        assert_eq!(meta(&kv).kv_bytes_per_token(), Some(24 * 2 * (128 + 64) * 2));
     }
 
     #[test]
