@@ -214,7 +214,7 @@ impl InProcessServer {
 
     /// An OpenAI-compatible client of it, without retries.
     pub fn client(&self, model: &str) -> Result<OpenAiBackend, BackendError> {
-        http_client(&self.base_url, model, None)
+        http_client(&self.base_url, model, None, 0)
     }
 
     /// Stops it and waits for it to finish.
@@ -229,13 +229,15 @@ impl InProcessServer {
     }
 }
 
-/// An OpenAI-compatible client without retries, so a failure shows instead of being retried.
+/// An OpenAI-compatible client with `retries` retries of transient failures (0: a failure
+/// shows instead of being retried).
 pub fn http_client(
     base_url: &str,
     model: &str,
     key: Option<String>,
+    retries: u32,
 ) -> Result<OpenAiBackend, BackendError> {
-    let mut config = OpenAiConfig::compatible(base_url, model).with_max_retries(0);
+    let mut config = OpenAiConfig::compatible(base_url, model).with_max_retries(retries);
     config.api_key = key;
     OpenAiBackend::new(config)
         .map_err(|e| BackendError::Internal(format!("client for {base_url}: {e}")))

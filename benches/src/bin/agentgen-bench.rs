@@ -203,19 +203,18 @@ async fn run(args: Args) -> Result<(), BoxError> {
         server_rows.push(row);
     }
 
-    let mut server_compare = Vec::new();
+    // Each `--compare` server is asked for its model once, then used by (c) and (e).
+    let mut compares = Vec::new();
     for url in &args.compare {
+        let client = compare_client(url, args.compare_model.as_deref(), args.compare_key.clone())
+            .await
+            .map_err(|e| e.to_string());
+        compares.push((url.clone(), client));
+    }
+    let mut server_compare = Vec::new();
+    for (url, client) in &compares {
         progress.phase(&format!("(c, e) concurrent clients against {url}"));
-        server_compare.push(
-            compare_series(
-                url,
-                args.compare_model.as_deref(),
-                args.compare_key.clone(),
-                &plan,
-                &progress,
-            )
-            .await,
-        );
+        server_compare.push(compare_series(url, client, &plan, &progress).await);
     }
 
     progress.phase("(d, e) backends side by side");
@@ -287,18 +286,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
         ));
     }
 
-    for url in &args.compare {
+    for (url, client) in &compares {
         progress.phase(&format!("(e) compare {url}"));
-        backends.push(
-            compare_row(
-                url,
-                args.compare_model.as_deref(),
-                args.compare_key.clone(),
-                &plan,
-                &progress,
-            )
-            .await,
-        );
+        backends.push(compare_row(url, client, &plan, &progress).await);
     }
 
     let llama = match &llama_bench_bin {
@@ -379,55 +369,56 @@ fn failed_row(name: &str, model: &str, e: &dyn std::fmt::Display) -> BackendRow 
     BackendRow::skipped(name, model, format!("failed: {e}"))
 }
 
+/// A `--compare` server's client and model, or why there is none.
+type CompareClient = Result<(Arc<OpenAiBackend>, String), String>;
+
 /// A client of a `--compare` URL and the model to ask it for: `--compare-model`, else the first
 /// one it lists.
 async fn compare_client(
     url: &str,
     model: Option<&str>,
     key: Option<String>,
-) -> Result<(OpenAiBackend, String), agentgen_core::BackendError> {
+) -> Result<(Arc<OpenAiBackend>, String), agentgen_core::BackendError> {
     let model = match model {
         Some(m) => m.to_owned(),
         None => {
-            let list = workloads::http_client(url, "default", key.clone())?.list_models().await?;
+            let list =
+                workloads::http_client(url, "default", key.clone(), 0)?.list_models().await?;
             list.first().map_or_else(|| "default".to_owned(), |m| m.id.clone())
         }
     };
     // One retry: servers such as llama-server close idle keep-alive connections, and a request
     // sent on one that is closing fails before it reaches the server.
-    let mut config = OpenAiConfig::compatible(url, &model).with_max_retries(1);
-    config.api_key = key;
-    let client = OpenAiBackend::new(config)
-        .map_err(|e| agentgen_core::BackendError::Internal(format!("client for {url}: {e}")))?;
-    Ok((client, model))
+    Ok((Arc::new(workloads::http_client(url, &model, key, 1)?), model))
 }
 
 /// (e) One `--compare` URL in the side-by-side table.
 async fn compare_row(
     url: &str,
-    model: Option<&str>,
-    key: Option<String>,
+    client: &CompareClient,
     plan: &Plan,
     progress: &Progress,
 ) -> BackendRow {
     let name = format!("compare {url}");
-    match compare_client(url, model, key).await {
-        Ok((client, model)) => {
-            workloads::backend_row(&name, &model, Some(url.to_owned()), &client, plan, || {
-                progress.tick()
-            })
-            .await
-            .unwrap_or_else(|e| failed_row(&name, &model, &e))
-        }
-        Err(e) => failed_row(&name, "?", &e),
+    match client {
+        Ok((client, model)) => workloads::backend_row(
+            &name,
+            model,
+            Some(url.to_owned()),
+            client.as_ref(),
+            plan,
+            || progress.tick(),
+        )
+        .await
+        .unwrap_or_else(|e| failed_row(&name, model, &e)),
+        Err(e) => failed_row(&name, "?", e),
     }
 }
 
 /// (c, e) The concurrent-client workload against one `--compare` URL.
 async fn compare_series(
     url: &str,
-    model: Option<&str>,
-    key: Option<String>,
+    client: &CompareClient,
     plan: &Plan,
     progress: &Progress,
 ) -> ServerSeries {
@@ -435,14 +426,14 @@ async fn compare_series(
     let mut series = ServerSeries {
         name: name.clone(),
         endpoint: url.to_owned(),
-        model: model.unwrap_or("?").to_owned(),
+        model: "?".to_owned(),
         skipped: None,
         rows: Vec::new(),
     };
-    let client = match compare_client(url, model, key).await {
+    let client = match client {
         Ok((client, model)) => {
-            series.model = model;
-            Arc::new(client)
+            series.model = model.clone();
+            client.clone()
         }
         Err(e) => {
             eprintln!("agentgen-bench: {name} failed: {e}");
