@@ -45,10 +45,19 @@ pub fn write_all(results: &Results, dir: &Path) -> Result<Vec<String>, ChartErro
         written.push(file.to_owned());
         Ok(())
     };
-    draw("completion.png", &|root| completion(results, root))?;
-    draw("server.png", &|root| server(results, root))?;
-    draw("backends.png", &|root| backends(results, root))?;
-    draw("team.png", &|root| team(results, root))?;
+    // A chart only for what ran (`--only` may leave workloads out).
+    if !results.completion.is_empty() {
+        draw("completion.png", &|root| completion(results, root))?;
+    }
+    if !results.server.is_empty() {
+        draw("server.png", &|root| server(results, root))?;
+    }
+    if results.backends.iter().any(|b| b.skipped.is_none()) {
+        draw("backends.png", &|root| backends(results, root))?;
+    }
+    if let Some(t) = &results.team {
+        draw("team.png", &|root| team(t, root))?;
+    }
     Ok(written)
 }
 
@@ -138,8 +147,7 @@ fn backends(r: &Results, root: &Area) -> DrawResult {
     bars(&right, "time to first token (lower is better)", "ms", &ttft, RED)
 }
 
-fn team(r: &Results, root: &Area) -> DrawResult {
-    let t = &r.team;
+fn team(t: &crate::report::TeamResult, root: &Area) -> DrawResult {
     let data = vec![
         ("prompt tokens sent".to_owned(), t.prompt_tokens as f64),
         ("served from cache".to_owned(), t.cached_tokens as f64),

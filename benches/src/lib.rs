@@ -3,10 +3,13 @@
 //! - `benches/hot_paths.rs`: criterion benches of the hot pure-Rust paths (chat-template
 //!   rendering, SSE parsing, tool-call parsing, JSON-schema grammar compilation, request JSON
 //!   decoding), run with `cargo bench -p benches`.
+//! - `benches/http_path.rs`: criterion benches of the HTTP path alone: a request to an
+//!   instant backend in-process against the same through `agentgen serve` on loopback.
 //! - The `agentgen-bench` binary, run by `cargo xtask bench`: end-to-end workloads on the real
 //!   model — one completion at several prompt lengths, an agent team, the HTTP server under
 //!   concurrent clients, Groq and any OpenAI-compatible URL side by side, and llama.cpp's
-//!   `llama-bench` for the ours/theirs ratio. It prints tables, writes `results.json` (whose
+//!   `llama-bench` for the ours/theirs ratio, and `agentgen serve` head to head with other
+//!   servers in alternating rounds. It prints tables, writes `results.json` (whose
 //!   `models` section feeds the model catalog) and PNG charts.
 
 pub mod charts;
@@ -16,4 +19,5 @@ pub mod measure;
 pub mod report;
 pub mod stats;
 pub mod team;
+pub mod versus;
 pub mod workloads;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::llama_bench::LlamaTest;
 use crate::machine::Machine;
 use crate::stats::Stat;
+use crate::versus::VersusSeries;
 
 /// Everything one benchmark run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,13 +25,17 @@ pub struct Results {
     pub config: RunConfig,
     /// (a) One completion at several prompt lengths.
     pub completion: Vec<CompletionRow>,
-    /// (b) The agent team.
-    pub team: TeamResult,
+    /// (b) The agent team (absent when not selected with `--only`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<TeamResult>,
     /// (c) The HTTP server under 1, 2, 4 and 8 concurrent clients.
     pub server: Vec<ServerRow>,
     /// (c, e) The same concurrent-client workload against each `--compare` server.
     #[serde(default)]
     pub server_compare: Vec<ServerSeries>,
+    /// (h) `agentgen serve` against each `--compare` server, in alternating rounds.
+    #[serde(default)]
+    pub versus: Vec<VersusSeries>,
     /// (a, c, d, e) One streamed completion on every backend, side by side.
     pub backends: Vec<BackendRow>,
     /// (g) What HTTP adds over calling the engine in-process, measured in alternating pairs.
@@ -176,6 +181,13 @@ pub struct HttpOverhead {
     pub http_ms: Stat,
     /// HTTP minus in-process, pair by pair.
     pub overhead_ms: Stat,
+    /// In-process: wall time minus the engine's own time (template, queue hand-off, answer).
+    pub in_process_outside_engine_ms: Stat,
+    /// Through `agentgen serve`: the same, plus JSON, HTTP and loopback both ways.
+    pub http_outside_engine_ms: Stat,
+    /// HTTP minus in-process time outside the engine, pair by pair: the overhead without the
+    /// model's run-to-run jitter.
+    pub overhead_outside_engine_ms: Stat,
     /// Tokens generated per streamed request in the throughput pairs.
     pub stream_tokens: u32,
     /// Streamed decode speed in-process, client side.
@@ -323,54 +335,62 @@ impl Results {
             c.warmup
         );
 
-        let _ = writeln!(out, "(a) one completion, in-process");
-        let rows: Vec<Vec<String>> = self
-            .completion
-            .iter()
-            .map(|r| {
-                vec![
-                    r.prompt_tokens.to_string(),
-                    r.completion_tokens.to_string(),
-                    r.ttft_ms.cell(0),
-                    r.prompt_tokens_per_s.cell(1),
-                    r.decode_tokens_per_s.cell(1),
-                ]
-            })
-            .collect();
-        out += &table(&["prompt tok", "gen tok", "TTFT ms", "prompt tok/s", "decode tok/s"], &rows);
+        if !self.completion.is_empty() {
+            let _ = writeln!(out, "(a) one completion, in-process");
+            let rows: Vec<Vec<String>> = self
+                .completion
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.prompt_tokens.to_string(),
+                        r.completion_tokens.to_string(),
+                        r.ttft_ms.cell(0),
+                        r.prompt_tokens_per_s.cell(1),
+                        r.decode_tokens_per_s.cell(1),
+                    ]
+                })
+                .collect();
+            out += &table(
+                &["prompt tok", "gen tok", "TTFT ms", "prompt tok/s", "decode tok/s"],
+                &rows,
+            );
+        }
 
-        let t = &self.team;
-        let _ = writeln!(
-            out,
-            "\n(b) agent team: {} agents x {} messages, one with a tool",
-            t.agents, t.messages
-        );
-        let engine = t.engine_prompt_tokens_evaluated.map_or("-".into(), |e| e.to_string());
-        out += &table(
-            &[
-                "wall s",
-                "requests",
-                "tool calls",
-                "prompt tok sent",
-                "from cache",
-                "evaluated",
-                "evaluated %",
-                "engine count",
-            ],
-            &[vec![
-                t.wall_s.cell(1),
-                t.requests.to_string(),
-                t.tool_calls.to_string(),
-                t.prompt_tokens.to_string(),
-                t.cached_tokens.to_string(),
-                t.evaluated_tokens.to_string(),
-                format!("{:.0}%", 100.0 * t.evaluated_fraction),
-                engine,
-            ]],
-        );
+        if let Some(t) = &self.team {
+            let _ = writeln!(
+                out,
+                "\n(b) agent team: {} agents x {} messages, one with a tool",
+                t.agents, t.messages
+            );
+            let engine = t.engine_prompt_tokens_evaluated.map_or("-".into(), |e| e.to_string());
+            out += &table(
+                &[
+                    "wall s",
+                    "requests",
+                    "tool calls",
+                    "prompt tok sent",
+                    "from cache",
+                    "evaluated",
+                    "evaluated %",
+                    "engine count",
+                ],
+                &[vec![
+                    t.wall_s.cell(1),
+                    t.requests.to_string(),
+                    t.tool_calls.to_string(),
+                    t.prompt_tokens.to_string(),
+                    t.cached_tokens.to_string(),
+                    t.evaluated_tokens.to_string(),
+                    format!("{:.0}%", 100.0 * t.evaluated_fraction),
+                    engine,
+                ]],
+            );
+        }
 
-        let _ = writeln!(out, "\n(c) agentgen serve over HTTP, concurrent streaming clients");
-        out += &server_table(&self.server);
+        if !self.server.is_empty() {
+            let _ = writeln!(out, "\n(c) agentgen serve over HTTP, concurrent streaming clients");
+            out += &server_table(&self.server);
+        }
 
         for series in &self.server_compare {
             let _ = writeln!(out, "\n(c, e) {} ({}), same clients", series.name, series.model);
@@ -382,27 +402,69 @@ impl Results {
             }
         }
 
-        let _ =
-            writeln!(out, "\n(d, e) backends side by side: one streamed completion, same prompt");
-        let rows: Vec<Vec<String>> = self
-            .backends
-            .iter()
-            .map(|r| match &r.skipped {
-                Some(why) => vec![r.name.clone(), r.model.clone(), format!("skipped: {why}")],
-                None => vec![
-                    r.name.clone(),
-                    r.model.clone(),
-                    r.ttft_ms.map_or("-".into(), |s| s.cell(0)),
-                    r.decode_tokens_per_s.map_or("-".into(), |s| s.cell(1)),
-                    r.latency_ms.map_or("-".into(), |s| s.cell(0)),
-                    r.completion_tokens.map_or("-".into(), |n| n.to_string()),
+        for v in &self.versus {
+            let _ = writeln!(
+                out,
+                "\n(h) agentgen serve against {} ({}), alternating rounds",
+                v.endpoint, v.model
+            );
+            if let Some(why) = &v.skipped {
+                let _ = writeln!(out, "  skipped: {why}");
+            }
+            let rows: Vec<Vec<String>> = v
+                .rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.clients.to_string(),
+                        r.rounds.to_string(),
+                        r.ours_tokens_per_s.cell(1),
+                        r.theirs_tokens_per_s.cell(1),
+                        format!("{:.3} ({:.2}..{:.2})", r.ratio.median, r.ratio.min, r.ratio.max),
+                        r.ours_stream_decode_tokens_per_s.cell(1),
+                        r.theirs_stream_decode_tokens_per_s.cell(1),
+                    ]
+                })
+                .collect();
+            out += &table(
+                &[
+                    "clients",
+                    "rounds",
+                    "ours tok/s",
+                    "theirs tok/s",
+                    "ours/theirs",
+                    "ours stream decode",
+                    "theirs stream decode",
                 ],
-            })
-            .collect();
-        out += &table(
-            &["backend", "model", "TTFT ms", "decode tok/s", "latency ms", "gen tok"],
-            &rows,
-        );
+                &rows,
+            );
+        }
+
+        if !self.backends.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n(d, e) backends side by side: one streamed completion, same prompt"
+            );
+            let rows: Vec<Vec<String>> = self
+                .backends
+                .iter()
+                .map(|r| match &r.skipped {
+                    Some(why) => vec![r.name.clone(), r.model.clone(), format!("skipped: {why}")],
+                    None => vec![
+                        r.name.clone(),
+                        r.model.clone(),
+                        r.ttft_ms.map_or("-".into(), |s| s.cell(0)),
+                        r.decode_tokens_per_s.map_or("-".into(), |s| s.cell(1)),
+                        r.latency_ms.map_or("-".into(), |s| s.cell(0)),
+                        r.completion_tokens.map_or("-".into(), |n| n.to_string()),
+                    ],
+                })
+                .collect();
+            out += &table(
+                &["backend", "model", "TTFT ms", "decode tok/s", "latency ms", "gen tok"],
+                &rows,
+            );
+        }
 
         let _ = writeln!(out, "\n(f) llama.cpp llama-bench, same GGUF and threads");
         match &self.llama_bench {
@@ -432,19 +494,25 @@ impl Results {
                 "\n(g) HTTP against in-process, {} alternating pairs of one-token requests (cached prompt)",
                 h.pairs
             );
+            let overhead = |s: &Stat| {
+                format!("{:.2} (mean {:.2}, {:.2}..{:.2})", s.median, s.mean, s.min, s.max)
+            };
             out += &table(
-                &["in-process ms", "HTTP ms", "overhead ms"],
-                &[vec![
-                    h.in_process_ms.cell(1),
-                    h.http_ms.cell(1),
-                    format!(
-                        "{:.2} (mean {:.2}, {:.2}..{:.2})",
-                        h.overhead_ms.median,
-                        h.overhead_ms.mean,
-                        h.overhead_ms.min,
-                        h.overhead_ms.max
-                    ),
-                ]],
+                &["time", "in-process ms", "HTTP ms", "overhead ms"],
+                &[
+                    vec![
+                        "wall".into(),
+                        h.in_process_ms.cell(1),
+                        h.http_ms.cell(1),
+                        overhead(&h.overhead_ms),
+                    ],
+                    vec![
+                        "outside the engine".into(),
+                        format!("{:.2}", h.in_process_outside_engine_ms.median),
+                        format!("{:.2}", h.http_outside_engine_ms.median),
+                        overhead(&h.overhead_outside_engine_ms),
+                    ],
+                ],
             );
             let _ = writeln!(out, "  streamed, {} tokens, alternating:", h.stream_tokens);
             out += &table(

@@ -47,6 +47,10 @@ pub struct Plan {
     pub overhead_pairs: usize,
     /// (g) tokens per streamed request in the in-process/HTTP throughput pairs.
     pub stream_tokens: u32,
+    /// (h) concurrency levels of the head-to-head against `--compare` servers.
+    pub versus_clients: Vec<usize>,
+    /// (h) measured rounds per level (each round: both servers, alternating which goes first).
+    pub versus_rounds: usize,
 }
 
 impl Plan {
@@ -67,6 +71,8 @@ impl Plan {
                 http_prompt_tokens: 48,
                 overhead_pairs: 10,
                 stream_tokens: 32,
+                versus_clients: vec![1, 4],
+                versus_rounds: 2,
             }
         } else {
             Self {
@@ -83,12 +89,14 @@ impl Plan {
                 http_prompt_tokens: 64,
                 overhead_pairs: 40,
                 stream_tokens: 128,
+                versus_clients: vec![1, 4],
+                versus_rounds: 6,
             }
         }
     }
 }
 
-fn stat(samples: &[f64], what: &str) -> Result<Stat, BackendError> {
+pub(crate) fn stat(samples: &[f64], what: &str) -> Result<Stat, BackendError> {
     Stat::of(samples).ok_or_else(|| BackendError::Internal(format!("{what}: no finite samples")))
 }
 
@@ -243,8 +251,66 @@ pub fn http_client(
         .map_err(|e| BackendError::Internal(format!("client for {base_url}: {e}")))
 }
 
-/// (c) One concurrency level: warm-up, then `runs` rounds of `clients` clients each sending
-/// `requests_per_client` streamed requests one after another.
+/// What one round of concurrent clients did.
+#[derive(Debug, Clone)]
+pub struct Round {
+    /// Every request of every client.
+    pub samples: Vec<Sample>,
+    /// From the first request sent to the last answer.
+    pub wall_s: f64,
+}
+
+impl Round {
+    /// Generated tokens per second over all clients.
+    pub fn tokens_per_s(&self) -> f64 {
+        let tokens: u32 = self.samples.iter().map(|s| s.completion_tokens).sum();
+        if self.wall_s > 0.0 {
+            f64::from(tokens) / self.wall_s
+        } else {
+            0.0
+        }
+    }
+}
+
+/// `clients` clients at once, each sending `requests_per_client` streamed requests one after
+/// another. Prompts are tagged with `tag`, the client and the request: a new `tag` makes them
+/// new to any prefix cache, and the same `tag` gives another server the very same prompts.
+pub async fn client_round(
+    client: &Arc<OpenAiBackend>,
+    plan: &Plan,
+    clients: usize,
+    tag: &str,
+) -> Result<Round, BackendError> {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        let (n, prompt, gen) =
+            (plan.requests_per_client, plan.http_prompt_tokens, plan.http_gen_tokens);
+        let tag = format!("{tag}-{c}");
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for k in 0..n {
+                out.push(
+                    stream_once(
+                        client.as_ref(),
+                        counting_request(&format!("{tag}-{k}"), prompt, gen),
+                    )
+                    .await?,
+                );
+            }
+            Ok::<_, BackendError>(out)
+        }));
+    }
+    let mut samples = Vec::new();
+    for t in tasks {
+        let done = t.await.map_err(|e| BackendError::Internal(format!("client task: {e}")))?;
+        samples.extend(done?);
+    }
+    Ok(Round { samples, wall_s: start.elapsed().as_secs_f64() })
+}
+
+/// (c) One concurrency level: warm-up, then `runs` rounds of [`client_round`].
 pub async fn server_level(
     client: Arc<OpenAiBackend>,
     plan: &Plan,
@@ -254,43 +320,17 @@ pub async fn server_level(
     let mut aggregate = Vec::new();
     let (mut p50, mut p95, mut ttft) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..plan.warmup + plan.runs {
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for c in 0..clients {
-            let client = client.clone();
-            let (n, prompt, gen) =
-                (plan.requests_per_client, plan.http_prompt_tokens, plan.http_gen_tokens);
-            let tag = format!("c-{clients}-{round}-{c}-{}", nonce());
-            tasks.push(tokio::spawn(async move {
-                let mut out = Vec::new();
-                for k in 0..n {
-                    out.push(
-                        stream_once(
-                            client.as_ref(),
-                            counting_request(&format!("{tag}-{k}"), prompt, gen),
-                        )
-                        .await?,
-                    );
-                }
-                Ok::<_, BackendError>(out)
-            }));
-        }
-        let mut samples = Vec::new();
-        for t in tasks {
-            let done = t.await.map_err(|e| BackendError::Internal(format!("client task: {e}")))?;
-            samples.extend(done?);
-        }
-        let wall = start.elapsed().as_secs_f64();
+        let tag = format!("c-{clients}-{round}-{}", nonce());
+        let r = client_round(&client, plan, clients, &tag).await?;
         tick();
         if round < plan.warmup {
             continue;
         }
-        let tokens: u32 = samples.iter().map(|s| s.completion_tokens).sum();
-        aggregate.push(f64::from(tokens) / wall);
-        let lat: Vec<f64> = samples.iter().map(|s| s.latency_ms).collect();
+        aggregate.push(r.tokens_per_s());
+        let lat: Vec<f64> = r.samples.iter().map(|s| s.latency_ms).collect();
         p50.push(percentile_of(&lat, 50.0));
         p95.push(percentile_of(&lat, 95.0));
-        ttft.push(percentile_of(&samples.iter().map(|s| s.ttft_ms).collect::<Vec<_>>(), 50.0));
+        ttft.push(percentile_of(&r.samples.iter().map(|s| s.ttft_ms).collect::<Vec<_>>(), 50.0));
     }
     Ok(ServerRow {
         clients,
@@ -345,7 +385,10 @@ pub async fn backend_row(
 /// (g) The same requests in-process and through the server, in pairs whose order alternates so
 /// that drift in the machine's speed falls on both sides. Latency: a one-token, non-streamed
 /// request whose prompt is already cached, so the figure is mostly the path around the engine.
-/// Throughput: streamed completions of `stream_tokens` tokens, decode speed on the client.
+/// Each request's time outside the engine (wall time minus the engine's own timings, from
+/// accepting the job to its last token) takes the model's run-to-run jitter out of the
+/// difference. Throughput: streamed completions of `stream_tokens` tokens, decode speed on the
+/// client.
 pub async fn http_overhead(
     in_process: &dyn ChatBackend,
     http: &dyn ChatBackend,
@@ -358,7 +401,7 @@ pub async fn http_overhead(
     // Warm-up: both paths, and the prompt into the prefix cache.
     timed(in_process).await?;
     timed(http).await?;
-    let (mut local_ms, mut http_ms, mut diff) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut local, mut remote) = (Vec::new(), Vec::new());
     for i in 0..plan.overhead_pairs {
         let (l, h) = if i % 2 == 0 {
             let l = timed(in_process).await?;
@@ -367,27 +410,28 @@ pub async fn http_overhead(
             let h = timed(http).await?;
             (timed(in_process).await?, h)
         };
-        local_ms.push(l);
-        http_ms.push(h);
-        diff.push(h - l);
+        local.push(l);
+        remote.push(h);
     }
     tick();
+    let wall = |v: &[OneToken]| v.iter().map(|t| t.wall_ms).collect::<Vec<_>>();
+    let outside = |v: &[OneToken]| v.iter().map(OneToken::outside_ms).collect::<Vec<_>>();
+    let diff = |f: &dyn Fn(&OneToken) -> f64| {
+        local.iter().zip(&remote).map(|(l, h)| f(h) - f(l)).collect::<Vec<_>>()
+    };
 
+    // Both sides of a pair get the same prompt, so they generate the same tokens (greedy); the
+    // second one finds the prompt cached, which changes its first token, not its decode speed.
     let (mut local_tps, mut http_tps) = (Vec::new(), Vec::new());
     for i in 0..plan.warmup + plan.runs {
-        let req = |side: &str| {
-            counting_request(
-                &format!("{tag}-{side}-{i}"),
-                plan.http_prompt_tokens,
-                plan.stream_tokens,
-            )
-        };
+        let req =
+            counting_request(&format!("{tag}-{i}"), plan.http_prompt_tokens, plan.stream_tokens);
         let (l, h) = if i % 2 == 0 {
-            let l = stream_once(in_process, req("l")).await?;
-            (l, stream_once(http, req("h")).await?)
+            let l = stream_once(in_process, req.clone()).await?;
+            (l, stream_once(http, req).await?)
         } else {
-            let h = stream_once(http, req("h")).await?;
-            (stream_once(in_process, req("l")).await?, h)
+            let h = stream_once(http, req.clone()).await?;
+            (stream_once(in_process, req).await?, h)
         };
         if i >= plan.warmup {
             local_tps.push(l.decode_tokens_per_s);
@@ -399,9 +443,15 @@ pub async fn http_overhead(
     let stream_http_tokens_per_s = stat(&http_tps, "HTTP stream")?;
     Ok(HttpOverhead {
         pairs: plan.overhead_pairs,
-        in_process_ms: stat(&local_ms, "in-process latency")?,
-        http_ms: stat(&http_ms, "HTTP latency")?,
-        overhead_ms: stat(&diff, "overhead")?,
+        in_process_ms: stat(&wall(&local), "in-process latency")?,
+        http_ms: stat(&wall(&remote), "HTTP latency")?,
+        overhead_ms: stat(&diff(&|t| t.wall_ms), "overhead")?,
+        in_process_outside_engine_ms: stat(&outside(&local), "in-process outside the engine")?,
+        http_outside_engine_ms: stat(&outside(&remote), "HTTP outside the engine")?,
+        overhead_outside_engine_ms: stat(
+            &diff(&OneToken::outside_ms),
+            "overhead outside the engine",
+        )?,
         stream_tokens: plan.stream_tokens,
         stream_ratio: if stream_in_process_tokens_per_s.median > 0.0 {
             stream_http_tokens_per_s.median / stream_in_process_tokens_per_s.median
@@ -413,18 +463,40 @@ pub async fn http_overhead(
     })
 }
 
-/// Milliseconds for one non-streamed request that must generate something.
-async fn one_token_ms(backend: &dyn ChatBackend, req: ChatRequest) -> Result<f64, BackendError> {
+/// One timed one-token request.
+#[derive(Debug, Clone, Copy)]
+struct OneToken {
+    /// Client side, from the call to the answer.
+    wall_ms: f64,
+    /// The engine's own time: from accepting the job to its last token.
+    engine_ms: f64,
+}
+
+impl OneToken {
+    fn outside_ms(&self) -> f64 {
+        self.wall_ms - self.engine_ms
+    }
+}
+
+/// One non-streamed request that must generate something, timed on both sides.
+async fn one_token_ms(
+    backend: &dyn ChatBackend,
+    req: ChatRequest,
+) -> Result<OneToken, BackendError> {
     let start = Instant::now();
     let resp = backend.complete(req).await?;
+    let wall_ms = start.elapsed().as_secs_f64() * 1e3;
     if resp.usage.completion_tokens == 0 {
         return Err(BackendError::Internal("a one-token request generated nothing".into()));
     }
-    Ok(start.elapsed().as_secs_f64() * 1e3)
+    let t = resp.timings.ok_or_else(|| {
+        BackendError::Internal(format!("{} reported no timings", backend.info().name))
+    })?;
+    Ok(OneToken { wall_ms, engine_ms: t.time_to_first_token_ms + t.predicted_ms })
 }
 
 /// A per-process tag so prompts never repeat across runs of the benchmark either.
-fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let t = std::time::SystemTime::now()

@@ -72,6 +72,20 @@ pub fn check_results(json: &Value) -> Vec<String> {
         }
     }
 
+    // (h) runs only against `--compare` servers; each row it has must be complete.
+    let versus = json["versus"].as_array().map(Vec::as_slice).unwrap_or_default();
+    for (i, series) in versus.iter().enumerate() {
+        let rows = series["rows"].as_array().map(Vec::as_slice).unwrap_or_default();
+        if rows.is_empty() && !series["skipped"].is_string() {
+            c.problems.push(format!("versus[{i}]: no rows and no `skipped` reason"));
+        }
+        for (j, row) in rows.iter().enumerate() {
+            for field in ["ours_tokens_per_s", "theirs_tokens_per_s", "ratio"] {
+                c.stat(&row[field], &format!("versus[{i}].rows[{j}].{field}"));
+            }
+        }
+    }
+
     let backends = json["backends"].as_array().map(Vec::as_slice).unwrap_or_default();
     if backends.is_empty() {
         c.problems.push("backends: no rows".into());
@@ -97,7 +111,15 @@ pub fn check_results(json: &Value) -> Vec<String> {
     }
 
     let overhead = &json["http_overhead"];
-    for field in ["in_process_ms", "http_ms", "overhead_ms", "stream_http_tokens_per_s"] {
+    for field in [
+        "in_process_ms",
+        "http_ms",
+        "overhead_ms",
+        "in_process_outside_engine_ms",
+        "http_outside_engine_ms",
+        "overhead_outside_engine_ms",
+        "stream_http_tokens_per_s",
+    ] {
         c.stat(&overhead[field], &format!("http_overhead.{field}"));
     }
     c.num(&overhead["stream_ratio"], "http_overhead.stream_ratio");
@@ -192,6 +214,8 @@ mod tests {
             "groq": {"skipped": "GROQ_API_KEY is not set"},
             "llama_bench": {"skipped": "llama-bench not found"},
             "http_overhead": {"in_process_ms": stat(), "http_ms": stat(), "overhead_ms": stat(),
+                              "in_process_outside_engine_ms": stat(), "http_outside_engine_ms": stat(),
+                              "overhead_outside_engine_ms": stat(),
                               "stream_http_tokens_per_s": stat(), "stream_ratio": 0.98},
             "memory": {"peak_rss_bytes": 7e8, "model_bytes": 4.9e8, "kv_cache_bytes": 1e8, "budget_bytes": 8e8},
             "models": {"m": {"decode_tokens_per_s": 50.0, "prompt_tokens_per_s": 300.0}},
@@ -211,8 +235,10 @@ mod tests {
         doc["server"].as_array_mut().unwrap().pop();
         doc["completion"][0]["ttft_ms"]["median"] = json!("fast");
         doc["models"] = json!({});
+        doc["versus"] = json!([{"endpoint": "http://127.0.0.1:1/v1", "rows": []}]);
         let problems = check_results(&doc).join("\n");
         assert!(problems.contains("team.cached_tokens"), "{problems}");
+        assert!(problems.contains("versus[0]: no rows"), "{problems}");
         assert!(problems.contains("1, 2, 4 and 8 clients"), "{problems}");
         assert!(problems.contains("completion[0].ttft_ms.median"), "{problems}");
         assert!(problems.contains("models:"), "{problems}");

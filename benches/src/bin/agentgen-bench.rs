@@ -15,6 +15,7 @@ use benches::report::{
     BackendRow, LlamaBenchResult, MemoryUse, ModelThroughput, Ratio, Results, RunConfig, Section,
     ServerSeries,
 };
+use benches::versus::{self, VersusSeries};
 use benches::workloads::{self, InProcessServer, Plan};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -60,6 +61,18 @@ struct Args {
     /// Output folder (default: <workspace>/target/bench).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Run only these workloads, e.g. `--only g,h` (letters as in the report: a completion,
+    /// b team, c server, d backends side by side, e compare servers side by side, f llama-bench,
+    /// g HTTP overhead, h head to head with --compare servers). Default: all.
+    #[arg(long, value_name = "LETTERS", value_delimiter = ',', value_parser = parse_section)]
+    only: Vec<char>,
+}
+
+fn parse_section(s: &str) -> Result<char, String> {
+    match s.trim() {
+        one if one.len() == 1 && "abcdefgh".contains(one) => Ok(one.chars().next().unwrap_or('a')),
+        other => Err(format!("unknown workload `{other}` (expected one of a b c d e f g h)")),
+    }
 }
 
 #[tokio::main]
@@ -138,16 +151,22 @@ async fn run(args: Args) -> Result<(), BoxError> {
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let llama_bench_bin = args.llama_bench.clone().or_else(llama_bench::find_on_path);
     let groq_key = std::env::var(GROQ_API_KEY_VAR).ok().filter(|k| !k.trim().is_empty());
+    let only = args.only.clone();
+    let runs = move |letter: char| only.is_empty() || only.contains(&letter);
+    const NOT_SELECTED: &str = "not selected (--only)";
 
     let per = (plan.warmup + plan.runs) as u64;
-    let backends_n = 2 + u64::from(groq_key.is_some()) + args.compare.len() as u64;
-    let total = plan.prompt_lengths.len() as u64 * per
-        + (plan.team_runs * plan.team_messages) as u64
-        + plan.clients.len() as u64 * per
-        + args.compare.len() as u64 * plan.clients.len() as u64 * per
-        + backends_n * per
-        + 2
-        + u64::from(llama_bench_bin.is_some());
+    let compares_n = args.compare.len() as u64;
+    let when = |letter: char, n: u64| if runs(letter) { n } else { 0 };
+    let total = when('a', plan.prompt_lengths.len() as u64 * per)
+        + when('b', (plan.team_runs * plan.team_messages) as u64)
+        + when('c', (1 + compares_n) * plan.clients.len() as u64 * per)
+        + when('h', compares_n * plan.versus_clients.len() as u64)
+            * (plan.warmup + plan.versus_rounds) as u64
+        + when('d', (2 + u64::from(groq_key.is_some())) * per)
+        + when('e', compares_n * per)
+        + when('g', 2)
+        + when('f', u64::from(llama_bench_bin.is_some()));
     eprintln!("agentgen-bench: {} on {}", model_file, machine.summary());
     let progress = Progress::new(total);
 
@@ -158,9 +177,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let local = Arc::new(LocalBackend::load(config)?);
     let context_size = local.context_size();
 
-    progress.phase("(a) one completion at several prompt lengths");
     let mut completion = Vec::new();
-    for len in &plan.prompt_lengths {
+    for len in plan.prompt_lengths.iter().filter(|_| runs('a')) {
+        progress.phase(&format!("(a) one completion, prompt of {len} tokens"));
         let row =
             workloads::completion_row(local.as_ref(), &plan, *len, || progress.tick()).await?;
         progress.note(format!(
@@ -173,24 +192,28 @@ async fn run(args: Args) -> Result<(), BoxError> {
         completion.push(row);
     }
 
-    progress.phase(&format!("(b) agent team: 3 agents x {} messages", plan.team_messages));
-    let stats_source = local.clone();
-    let evaluated = move || stats_source.stats().prompt_tokens_evaluated;
-    let team = workloads::team(local.clone(), &plan, Some(&evaluated), || progress.tick()).await?;
-    progress.note(format!(
-        "team: {} s, {} prompt tokens sent, {} from cache, {} evaluated",
-        team.wall_s.cell(1),
-        team.prompt_tokens,
-        team.cached_tokens,
-        team.evaluated_tokens
-    ));
+    let mut team = None;
+    if runs('b') {
+        progress.phase(&format!("(b) agent team: 3 agents x {} messages", plan.team_messages));
+        let stats_source = local.clone();
+        let evaluated = move || stats_source.stats().prompt_tokens_evaluated;
+        let t = workloads::team(local.clone(), &plan, Some(&evaluated), || progress.tick()).await?;
+        progress.note(format!(
+            "team: {} s, {} prompt tokens sent, {} from cache, {} evaluated",
+            t.wall_s.cell(1),
+            t.prompt_tokens,
+            t.cached_tokens,
+            t.evaluated_tokens
+        ));
+        team = Some(t);
+    }
 
-    progress.phase("(c) server with concurrent clients");
     let served_model = local.info().model.clone();
     let server = InProcessServer::start(local.clone(), args.slots.max(1)).await?;
     let client = Arc::new(server.client(&served_model)?);
     let mut server_rows = Vec::new();
-    for clients in &plan.clients {
+    for clients in plan.clients.iter().filter(|_| runs('c')) {
+        progress.phase(&format!("(c) agentgen serve, {clients} concurrent clients"));
         let row =
             workloads::server_level(client.clone(), &plan, *clients, || progress.tick()).await?;
         progress.note(format!(
@@ -212,46 +235,63 @@ async fn run(args: Args) -> Result<(), BoxError> {
         compares.push((url.clone(), client));
     }
     let mut server_compare = Vec::new();
-    for (url, client) in &compares {
+    for (url, client) in compares.iter().filter(|_| runs('c')) {
         progress.phase(&format!("(c, e) concurrent clients against {url}"));
         server_compare.push(compare_series(url, client, &plan, &progress).await);
     }
 
-    progress.phase("(d, e) backends side by side");
+    let mut versus = Vec::new();
+    for (url, theirs) in compares.iter().filter(|_| runs('h')) {
+        progress.phase(&format!("(h) agentgen serve against {url}, alternating rounds"));
+        versus.push(versus_series(&client, url, theirs, &plan, &progress).await);
+    }
+
     let mut backends = Vec::new();
-    backends.push(
-        workloads::backend_row(
-            "agentgen (in-process)",
-            &served_model,
-            None,
-            local.as_ref(),
-            &plan,
-            || progress.tick(),
-        )
-        .await?,
-    );
-    backends.push(
-        workloads::backend_row(
-            "agentgen serve (HTTP)",
-            &served_model,
-            Some(server.base_url.clone()),
-            client.as_ref(),
-            &plan,
-            || progress.tick(),
-        )
-        .await?,
-    );
-    progress.phase("(g) HTTP overhead over in-process");
-    let http_overhead =
-        workloads::http_overhead(local.as_ref(), client.as_ref(), &plan, || progress.tick())
-            .await?;
-    progress.note(format!(
-        "HTTP overhead {:.2} ms per request (median of {} pairs); streamed HTTP/in-process {:.3}",
-        http_overhead.overhead_ms.median, http_overhead.pairs, http_overhead.stream_ratio
-    ));
+    if runs('d') {
+        progress.phase("(d) agentgen in-process and over HTTP");
+        backends.push(
+            workloads::backend_row(
+                "agentgen (in-process)",
+                &served_model,
+                None,
+                local.as_ref(),
+                &plan,
+                || progress.tick(),
+            )
+            .await?,
+        );
+        backends.push(
+            workloads::backend_row(
+                "agentgen serve (HTTP)",
+                &served_model,
+                Some(server.base_url.clone()),
+                client.as_ref(),
+                &plan,
+                || progress.tick(),
+            )
+            .await?,
+        );
+    }
+    let mut http_overhead = None;
+    if runs('g') {
+        progress.phase("(g) HTTP overhead over in-process");
+        let h =
+            workloads::http_overhead(local.as_ref(), client.as_ref(), &plan, || progress.tick())
+                .await?;
+        progress.note(format!(
+            "HTTP overhead {:.2} ms per request (median of {} pairs), {:.2} ms outside the engine; \
+             streamed HTTP/in-process {:.3}",
+            h.overhead_ms.median,
+            h.pairs,
+            h.overhead_outside_engine_ms.median,
+            h.stream_ratio
+        ));
+        http_overhead = Some(h);
+    }
     server.stop().await?;
 
     let groq = match groq_key {
+        _ if !runs('d') => Section::skipped(NOT_SELECTED),
         None => Section::skipped(format!("{GROQ_API_KEY_VAR} is not set")),
         Some(key) => {
             progress.phase("(d) Groq");
@@ -278,7 +318,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
             section
         }
     };
-    if groq_is_skipped(&groq) && !backends.iter().any(|b| b.name == "groq") {
+    if runs('d') && groq_is_skipped(&groq) && !backends.iter().any(|b| b.name == "groq") {
         backends.push(BackendRow::skipped(
             "groq",
             &args.groq_model,
@@ -286,12 +326,13 @@ async fn run(args: Args) -> Result<(), BoxError> {
         ));
     }
 
-    for (url, client) in &compares {
+    for (url, client) in compares.iter().filter(|_| runs('e')) {
         progress.phase(&format!("(e) compare {url}"));
         backends.push(compare_row(url, client, &plan, &progress).await);
     }
 
     let llama = match &llama_bench_bin {
+        _ if !runs('f') => Section::skipped(NOT_SELECTED),
         None => Section::skipped("llama-bench not found on PATH; give it with --llama-bench PATH"),
         Some(bin) => {
             progress.phase("(f) llama.cpp llama-bench");
@@ -307,16 +348,16 @@ async fn run(args: Args) -> Result<(), BoxError> {
     };
     progress.0.finish_and_clear();
 
-    let shortest = completion.first().ok_or("no completion rows")?;
-    let longest = completion.last().ok_or("no completion rows")?;
     let mut models = std::collections::BTreeMap::new();
-    models.insert(
-        model_id.clone(),
-        ModelThroughput {
-            decode_tokens_per_s: shortest.decode_tokens_per_s.median,
-            prompt_tokens_per_s: longest.prompt_tokens_per_s.median,
-        },
-    );
+    if let (Some(shortest), Some(longest)) = (completion.first(), completion.last()) {
+        models.insert(
+            model_id.clone(),
+            ModelThroughput {
+                decode_tokens_per_s: shortest.decode_tokens_per_s.median,
+                prompt_tokens_per_s: longest.prompt_tokens_per_s.median,
+            },
+        );
+    }
     let mut results = Results {
         schema: 1,
         generated_unix_s: std::time::SystemTime::now()
@@ -338,8 +379,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
         team,
         server: server_rows,
         server_compare,
+        versus,
         backends,
-        http_overhead: Some(http_overhead),
+        http_overhead,
         memory: memory_use(&model_path, context_size),
         groq,
         llama_bench: llama,
@@ -454,6 +496,51 @@ async fn compare_series(
             }
             Err(e) => {
                 eprintln!("agentgen-bench: {name} failed: {e}");
+                series.skipped = Some(format!("failed at {clients} clients: {e}"));
+                break;
+            }
+        }
+    }
+    series
+}
+
+/// (h) `agentgen serve` against one `--compare` URL at each level of `plan.versus_clients`.
+async fn versus_series(
+    ours: &Arc<OpenAiBackend>,
+    url: &str,
+    theirs: &CompareClient,
+    plan: &Plan,
+    progress: &Progress,
+) -> VersusSeries {
+    let mut series = VersusSeries {
+        endpoint: url.to_owned(),
+        model: "?".to_owned(),
+        skipped: None,
+        rows: Vec::new(),
+    };
+    let theirs = match theirs {
+        Ok((client, model)) => {
+            series.model = model.clone();
+            client
+        }
+        Err(e) => {
+            series.skipped = Some(format!("failed: {e}"));
+            return series;
+        }
+    };
+    for clients in &plan.versus_clients {
+        match versus::level(ours, theirs, plan, *clients, || progress.tick()).await {
+            Ok(row) => {
+                progress.note(format!(
+                    "(h) {clients} clients: agentgen serve {} tok/s, {url} {} tok/s, ours/theirs {:.3}",
+                    row.ours_tokens_per_s.cell(1),
+                    row.theirs_tokens_per_s.cell(1),
+                    row.ratio.median
+                ));
+                series.rows.push(row);
+            }
+            Err(e) => {
+                eprintln!("agentgen-bench: (h) against {url} failed: {e}");
                 series.skipped = Some(format!("failed at {clients} clients: {e}"));
                 break;
             }

@@ -58,6 +58,24 @@ async fn figures() {
     }
     println!("decode (n, t/s): {tg:?}");
 
+    // Decode again while the other slots hold long cached prompts: with one KV buffer shared by
+    // every slot, attention spans every cached cell, so this shows what a team's cached
+    // conversations cost a fresh stream.
+    let mut cached = 0;
+    for slot in 0..3 {
+        let body = format!("{slot} {}", "iota kappa lambda mu nu xi omicron pi ".repeat(150));
+        cached +=
+            backend.generate(vec![text(&body)], greedy(1), None).await.unwrap().usage.prompt_tokens;
+    }
+    let mut tg_cached = Vec::new();
+    for run in 0..2 {
+        let prompt = format!("<|im_start|>user\nCount from {} to 2000, one number per line.<|im_end|>\n<|im_start|>assistant\n", run + 7);
+        let seg = PromptSegment { text: prompt, parse_special: true };
+        let g = backend.generate(vec![seg], greedy(128), None).await.unwrap();
+        tg_cached.push((g.timings.predicted_n, g.timings.predicted_per_second));
+    }
+    println!("decode beside {cached} cached tokens in 3 other slots (n, t/s): {tg_cached:?}");
+
     // Four streams at once versus one after another.
     let req = |i: usize| {
         ChatRequest::new(vec![ChatMessage::user(format!(
