@@ -457,6 +457,30 @@ async fn compare_row(
     }
 }
 
+/// Runs `level` at each concurrency level in turn. Returns the rows, and why it stopped early
+/// when a level failed (the failure is also printed).
+async fn each_level<R, F, Fut>(
+    what: &str,
+    levels: &[usize],
+    mut level: F,
+) -> (Vec<R>, Option<String>)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<R, agentgen_core::BackendError>>,
+{
+    let mut rows = Vec::new();
+    for &clients in levels {
+        match level(clients).await {
+            Ok(row) => rows.push(row),
+            Err(e) => {
+                eprintln!("agentgen-bench: {what} failed: {e}");
+                return (rows, Some(format!("failed at {clients} clients: {e}")));
+            }
+        }
+    }
+    (rows, None)
+}
+
 /// (c, e) The concurrent-client workload against one `--compare` URL.
 async fn compare_series(
     url: &str,
@@ -483,24 +507,20 @@ async fn compare_series(
             return series;
         }
     };
-    for clients in &plan.clients {
-        match workloads::server_level(client.clone(), plan, *clients, || progress.tick()).await {
-            Ok(row) => {
-                progress.note(format!(
-                    "{name}, {} clients: {} tok/s aggregate, p95 {} ms",
-                    row.clients,
-                    row.aggregate_tokens_per_s.cell(1),
-                    row.latency_p95_ms.cell(0)
-                ));
-                series.rows.push(row);
-            }
-            Err(e) => {
-                eprintln!("agentgen-bench: {name} failed: {e}");
-                series.skipped = Some(format!("failed at {clients} clients: {e}"));
-                break;
-            }
+    (series.rows, series.skipped) = each_level(&name, &plan.clients, |clients| {
+        let client = client.clone();
+        let name = &name;
+        async move {
+            let row = workloads::server_level(client, plan, clients, || progress.tick()).await?;
+            progress.note(format!(
+                "{name}, {clients} clients: {} tok/s aggregate, p95 {} ms",
+                row.aggregate_tokens_per_s.cell(1),
+                row.latency_p95_ms.cell(0)
+            ));
+            Ok(row)
         }
-    }
+    })
+    .await;
     series
 }
 
@@ -528,24 +548,18 @@ async fn versus_series(
             return series;
         }
     };
-    for clients in &plan.versus_clients {
-        match versus::level(ours, theirs, plan, *clients, || progress.tick()).await {
-            Ok(row) => {
-                progress.note(format!(
-                    "(h) {clients} clients: agentgen serve {} tok/s, {url} {} tok/s, ours/theirs {:.3}",
-                    row.ours_tokens_per_s.cell(1),
-                    row.theirs_tokens_per_s.cell(1),
-                    row.ratio.median
-                ));
-                series.rows.push(row);
-            }
-            Err(e) => {
-                eprintln!("agentgen-bench: (h) against {url} failed: {e}");
-                series.skipped = Some(format!("failed at {clients} clients: {e}"));
-                break;
-            }
-        }
-    }
+    let what = format!("(h) against {url}");
+    (series.rows, series.skipped) = each_level(&what, &plan.versus_clients, |clients| async move {
+        let row = versus::level(ours, theirs, plan, clients, || progress.tick()).await?;
+        progress.note(format!(
+            "(h) {clients} clients: agentgen serve {} tok/s, {url} {} tok/s, ours/theirs {:.3}",
+            row.ours_tokens_per_s.cell(1),
+            row.theirs_tokens_per_s.cell(1),
+            row.ratio.median
+        ));
+        Ok(row)
+    })
+    .await;
     series
 }
 
