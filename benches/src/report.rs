@@ -89,8 +89,14 @@ pub struct RunConfig {
     pub runs: usize,
     /// Warm-up runs before them, not counted.
     pub warmup: usize,
-    /// KV-cache size in tokens.
+    /// The longest prompt plus answer of one request, in tokens.
     pub context_size: u32,
+    /// How the slots share the KV cache (`per-slot`, `shared`).
+    #[serde(default)]
+    pub kv_layout: String,
+    /// The KV cache's size in tokens, all slots together.
+    #[serde(default)]
+    pub kv_cache_tokens: u64,
     /// The engine's parallel slots.
     pub slots: usize,
 }

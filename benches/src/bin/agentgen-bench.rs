@@ -8,7 +8,7 @@ use std::sync::Arc;
 use agentgen_core::ChatBackend;
 use agentgen_groq::{OpenAiBackend, OpenAiConfig, GROQ_API_KEY_VAR};
 use agentgen_local::catalog::Catalog;
-use agentgen_local::engine::{LocalBackend, LocalConfig};
+use agentgen_local::engine::{KvLayout, LocalBackend, LocalConfig};
 use benches::llama_bench;
 use benches::machine::Machine;
 use benches::report::{
@@ -36,6 +36,9 @@ struct Args {
     /// The engine's parallel slots, also the server's concurrent generations.
     #[arg(long, default_value_t = 4)]
     slots: usize,
+    /// How the slots share the KV cache: per-slot (a stream each) or shared (one pool).
+    #[arg(long, value_name = "LAYOUT", default_value = "per-slot", value_parser = parse_layout)]
+    kv_layout: KvLayout,
     /// Measured runs per figure (default: 2 with --quick, else 5).
     #[arg(long)]
     runs: Option<usize>,
@@ -66,6 +69,14 @@ struct Args {
     /// g HTTP overhead, h head to head with --compare servers). Default: all.
     #[arg(long, value_name = "LETTERS", value_delimiter = ',', value_parser = parse_section)]
     only: Vec<char>,
+}
+
+fn parse_layout(s: &str) -> Result<KvLayout, String> {
+    match s {
+        "per-slot" => Ok(KvLayout::PerSlot),
+        "shared" => Ok(KvLayout::Shared),
+        other => Err(format!("unknown KV layout `{other}` (expected per-slot or shared)")),
+    }
 }
 
 fn parse_section(s: &str) -> Result<char, String> {
@@ -174,8 +185,10 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let mut config = LocalConfig::new(&model_path);
     config.threads = Some(threads);
     config.slots = args.slots.max(1);
+    config.kv_layout = args.kv_layout;
     let local = Arc::new(LocalBackend::load(config)?);
     let context_size = local.context_size();
+    let kv_cache_tokens = local.kv_cache_tokens();
 
     let mut completion = Vec::new();
     for len in plan.prompt_lengths.iter().filter(|_| runs('a')) {
@@ -373,6 +386,11 @@ async fn run(args: Args) -> Result<(), BoxError> {
             runs: plan.runs,
             warmup: plan.warmup,
             context_size,
+            kv_layout: serde_json::to_value(args.kv_layout)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            kv_cache_tokens,
             slots: args.slots.max(1),
         },
         completion,
@@ -382,7 +400,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         versus,
         backends,
         http_overhead,
-        memory: memory_use(&model_path, context_size),
+        memory: memory_use(&model_path, kv_cache_tokens),
         groq,
         llama_bench: llama,
         models,
@@ -564,7 +582,7 @@ async fn versus_series(
 }
 
 /// Peak RSS of this process (Linux `VmHWM`) against GGUF + KV cache + 200 MiB.
-fn memory_use(model: &Path, context_size: u32) -> Option<MemoryUse> {
+fn memory_use(model: &Path, kv_cache_tokens: u64) -> Option<MemoryUse> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: u64 = status
         .lines()
@@ -576,7 +594,7 @@ fn memory_use(model: &Path, context_size: u32) -> Option<MemoryUse> {
         .ok()?;
     let model_bytes = std::fs::metadata(model).ok()?.len();
     let per_token = agentgen_local::format::read_gguf_metadata(model).ok()?.kv_bytes_per_token()?;
-    let kv_cache_bytes = per_token * u64::from(context_size);
+    let kv_cache_bytes = per_token * kv_cache_tokens;
     Some(MemoryUse {
         peak_rss_bytes: kib * 1024,
         model_bytes,

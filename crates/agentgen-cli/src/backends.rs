@@ -118,11 +118,11 @@ pub mod local {
     use agentgen_core::ChatBackend;
     use agentgen_local::cache::ModelCache;
     use agentgen_local::catalog::{default_model, Catalog, CatalogEntry};
-    use agentgen_local::{LocalBackend, LocalConfig};
+    use agentgen_local::{KvLayout, LocalBackend, LocalConfig};
 
     use std::path::{Path, PathBuf};
 
-    use crate::config::Settings;
+    use crate::config::{KvLayoutSetting, Settings};
     use crate::error::{CliError, CliResult};
 
     /// Where a local model comes from.
@@ -204,6 +204,15 @@ pub mod local {
         let mut config = LocalConfig::new(resolved.path());
         config.threads = settings.local.threads;
         config.context_size = settings.local.context_length;
+        if let Some(slots) = settings.local.slots {
+            config.slots = slots;
+        }
+        if let Some(layout) = settings.local.kv_layout {
+            config.kv_layout = match layout {
+                KvLayoutSetting::PerSlot => KvLayout::PerSlot,
+                KvLayoutSetting::Shared => KvLayout::Shared,
+            };
+        }
         if let LocalModel::Catalog { id, .. } = &resolved {
             config.model_id = Some(id.clone());
         }

@@ -104,9 +104,27 @@ pub struct LocalSettings {
     /// Inference threads; default: physical cores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
-    /// Context size in tokens; default: the engine's.
+    /// Context size in tokens (the longest prompt plus answer of one request); default: the
+    /// engine's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_length: Option<u32>,
+    /// Requests generated at once; default: the engine's (4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<usize>,
+    /// How the slots share the KV cache: `per-slot` (default) or `shared`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_layout: Option<KvLayoutSetting>,
+}
+
+/// `[local] kv_layout`: how the engine's slots share the KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KvLayoutSetting {
+    /// A KV stream per slot: `slots × context_length` tokens of cache, no slowdown from what
+    /// other slots keep cached.
+    PerSlot,
+    /// One pool of `context_length` tokens for all slots.
+    Shared,
 }
 
 /// Settings of `agentgen serve` (`[server]`).
@@ -439,6 +457,26 @@ mod tests {
         assert!(shown.contains("******** (set)"), "{shown}");
         assert!(!format!("{s:?}").contains("gsk_secret_value"));
         assert!(!s.to_masked_json().to_string().contains("gsk_secret_value"));
+    }
+
+    #[test]
+    fn local_engine_settings_come_from_file_and_environment() {
+        let dir = layout();
+        std::fs::write(
+            dir.path().join("work/agentgen.toml"),
+            "[local]\nslots = 2\nkv_layout = \"shared\"\ncontext_length = 4096\n",
+        )
+        .unwrap();
+        let s = load(&sources(dir.path(), &[]), &Overrides::default()).unwrap();
+        assert_eq!(s.local.slots, Some(2));
+        assert_eq!(s.local.kv_layout, Some(KvLayoutSetting::Shared));
+        assert_eq!(s.local.context_length, Some(4096));
+        let env = [("AGENTGEN_LOCAL__KV_LAYOUT", "per-slot")];
+        let s = load(&sources(dir.path(), &env), &Overrides::default()).unwrap();
+        assert_eq!(s.local.kv_layout, Some(KvLayoutSetting::PerSlot));
+        let env = [("AGENTGEN_LOCAL__KV_LAYOUT", "sideways")];
+        let err = load(&sources(dir.path(), &env), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("sideways"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod format;
 pub mod pull;
 
 pub use engine::{
-    EngineStats, GenerateOptions, Generation, GenerationEvent, LocalBackend, LocalConfig,
+    EngineStats, GenerateOptions, Generation, GenerationEvent, KvLayout, LocalBackend, LocalConfig,
     DEFAULT_MAX_CONTEXT,
 };
 pub use error::LocalError;

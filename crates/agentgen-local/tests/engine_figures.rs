@@ -6,13 +6,14 @@
 //! ```
 //!
 //! `AGENTGEN_FIGURE_THREADS` sets the CPU threads (default 2); `AGENTGEN_FIGURE_FLASH` = 0 or 1
-//! turns flash attention off or on (default: llama.cpp decides).
+//! turns flash attention off or on (default: llama.cpp decides); `AGENTGEN_FIGURE_KV=shared`
+//! runs the shared KV layout instead of a stream per slot.
 
 use std::time::Instant;
 
 use agentgen_core::{ChatBackend, ChatMessage, ChatRequest};
 use agentgen_local::format::PromptSegment;
-use agentgen_local::{GenerateOptions, LocalBackend, LocalConfig};
+use agentgen_local::{GenerateOptions, KvLayout, LocalBackend, LocalConfig};
 
 fn load() -> LocalBackend {
     let path = agentgen_local::cache::test_model_path().unwrap_or_else(|e| panic!("{e}"));
@@ -21,7 +22,13 @@ fn load() -> LocalBackend {
     let mut config = LocalConfig::new(path);
     config.threads = Some(threads);
     config.flash_attention = std::env::var("AGENTGEN_FIGURE_FLASH").ok().map(|v| v == "1");
-    println!("threads: {threads}, flash attention: {:?}", config.flash_attention);
+    if std::env::var("AGENTGEN_FIGURE_KV").is_ok_and(|v| v == "shared") {
+        config.kv_layout = KvLayout::Shared;
+    }
+    println!(
+        "threads: {threads}, flash attention: {:?}, KV layout: {:?}",
+        config.flash_attention, config.kv_layout
+    );
     LocalBackend::load(config).expect("the test model loads")
 }
 
@@ -58,9 +65,9 @@ async fn figures() {
     }
     println!("decode (n, t/s): {tg:?}");
 
-    // Decode again while the other slots hold long cached prompts: with one KV buffer shared by
+    // Decode again while the other slots hold long cached prompts: with one KV pool shared by
     // every slot, attention spans every cached cell, so this shows what a team's cached
-    // conversations cost a fresh stream.
+    // conversations cost a fresh stream (with a stream per slot, nothing).
     let mut cached = 0;
     for slot in 0..3 {
         let body = format!("{slot} {}", "iota kappa lambda mu nu xi omicron pi ".repeat(150));

@@ -1,5 +1,5 @@
-//! Continuous batching over a fixed set of slots (llama.cpp sequence ids) sharing one
-//! unified KV cache.
+//! Continuous batching over a fixed set of slots (llama.cpp sequence ids) and their KV cache:
+//! a stream of its own per slot ([`KvLayout::PerSlot`]) or one pool for all ([`KvLayout::Shared`]).
 //!
 //! Every step builds one batch holding one token for every slot that is generating and
 //! then as many pending prompt tokens as still fit, so concurrent requests decode together.
@@ -7,9 +7,13 @@
 //! its longest token prefix (else an empty or the least recently used one) and only evaluates the rest.
 //! The last prompt token is always evaluated in a step of its own, so that a request whose
 //! prompt is fully cached samples from the same logits as when it was first evaluated.
-//! Cells are accounted for: a request is admitted only when its remaining prompt fits beside
-//! what other slots hold and reserve (idle slots' caches are evicted, least recently used
-//! first, to make room), so a prompt never fails half-way for lack of cells.
+//! Cells are accounted for, so a prompt never fails half-way for lack of them: each slot's own
+//! stream holds any prompt that passed the context check; in a shared pool a request is admitted
+//! only when its remaining prompt fits beside what other slots hold and reserve (idle slots'
+//! caches are evicted, least recently used first, to make room).
+//! llama.cpp decodes the tokens of split streams in one pass only when their sequence ids are
+//! consecutive, so with one stream per slot a request that reuses no cache takes a free slot
+//! next to busy ones.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,7 +29,7 @@ use llama_cpp_2::token::LlamaToken;
 use super::sampling::build_chain;
 use super::text::{Pushed, TextOutput};
 use super::worker::{tokenize_prompt, Event, Finished, Job, SharedStats};
-use super::LocalConfig;
+use super::{KvLayout, LocalConfig};
 
 /// A job waiting for a slot, its prompt already tokenized.
 struct Queued {
@@ -77,7 +81,12 @@ pub(crate) struct Scheduler<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
     batch: LlamaBatch<'static>,
+    /// Cells of the whole cache.
     n_ctx: usize,
+    /// The most cells one sequence may hold.
+    limit: usize,
+    /// One pool of cells for every slot (else one stream per slot).
+    pooled: bool,
     n_batch: usize,
     n_vocab: i32,
     slots: Vec<Slot>,
@@ -91,6 +100,7 @@ impl<'m> Scheduler<'m> {
         model: &'m LlamaModel,
         ctx: LlamaContext<'m>,
         config: &LocalConfig,
+        limit: usize,
         stats: Arc<SharedStats>,
     ) -> Self {
         let n_ctx = ctx.n_ctx() as usize;
@@ -103,6 +113,8 @@ impl<'m> Scheduler<'m> {
             ctx,
             batch: LlamaBatch::new(n_batch, 1),
             n_ctx,
+            limit,
+            pooled: config.kv_layout == KvLayout::Shared,
             n_batch,
             n_vocab: model.n_vocab(),
             slots,
@@ -126,10 +138,10 @@ impl<'m> Scheduler<'m> {
                 .send(Event::Error(BackendError::invalid_param("the prompt is empty", "messages")));
             return;
         }
-        if tokens.len() + 1 > self.n_ctx {
+        if tokens.len() + 1 > self.limit {
             let _ = job.events.send(Event::Error(BackendError::ContextOverflow {
                 prompt_tokens: tokens.len(),
-                limit: self.n_ctx,
+                limit: self.limit,
             }));
             return;
         }
@@ -148,13 +160,16 @@ impl<'m> Scheduler<'m> {
             let prompt_len = front.tokens.len();
             let prefix = common_prefix(&self.slots[idx].kv, &front.tokens);
             let mut reuse = prefix.min(prompt_len - 1);
-            let need = prompt_len - reuse + 1;
-            let others = self.used_cells() - self.slots[idx].kv.len() + self.reserved_cells();
-            let mut avail = self.n_ctx.saturating_sub(others + reuse);
-            if avail < need {
-                avail += self.evict_idle(need - avail, Some(idx));
+            if self.pooled {
+                // A slot's own stream holds any prompt that passed `enqueue`; a pool may not.
+                let need = prompt_len - reuse + 1;
+                let others = self.used_cells() - self.slots[idx].kv.len() + self.reserved_cells();
+                let mut avail = self.n_ctx.saturating_sub(others + reuse);
                 if avail < need {
-                    break;
+                    avail += self.evict_idle(need - avail, Some(idx));
+                    if avail < need {
+                        break;
+                    }
                 }
             }
             let Some(Queued { mut job, tokens }) = self.queue.pop_front() else { break };
@@ -195,14 +210,18 @@ impl<'m> Scheduler<'m> {
         self.drop_cancelled();
         self.batch.clear();
         let mut plan: Vec<Planned> = Vec::new();
-        let mut avail = self.n_ctx.saturating_sub(self.used_cells() + self.reserved_cells());
+        let mut avail = if self.pooled {
+            self.n_ctx.saturating_sub(self.used_cells() + self.reserved_cells())
+        } else {
+            usize::MAX
+        };
 
         // One token for every generating slot.
         for i in 0..self.slots.len() {
             let Some(token) = self.slots[i].active.as_ref().and_then(|a| a.pending) else {
                 continue;
             };
-            if self.slots[i].kv.len() >= self.n_ctx {
+            if self.slots[i].kv.len() >= self.limit {
                 self.finish(i, FinishReason::Length);
                 continue;
             }
@@ -295,7 +314,7 @@ impl<'m> Scheduler<'m> {
         let token = active.sampler.sample(&self.ctx, index);
         let now = Instant::now();
         active.first_token.get_or_insert(now);
-        if self.slots[i].kv.len() >= self.n_ctx {
+        if self.slots[i].kv.len() >= self.limit {
             // No position is left for this token: the context is full.
             self.finish(i, FinishReason::Length);
             return;
@@ -391,19 +410,14 @@ impl<'m> Scheduler<'m> {
         self.slots[i].kv.clear();
     }
 
-    /// The free slot for these tokens: the one sharing the longest prefix, when that prefix
-    /// keeps at least half of what the slot caches (a few common template tokens must not
-    /// wipe another conversation's cache); else an empty slot; else the least recently used.
+    /// The free slot for these tokens; see [`choose_slot`].
     fn pick_slot(&self, tokens: &[LlamaToken]) -> Option<usize> {
-        let free = || self.slots.iter().enumerate().filter(|(_, s)| s.active.is_none());
-        let reusing = free()
-            .map(|(i, s)| (common_prefix(&s.kv, tokens), s, i))
-            .filter(|(prefix, s, _)| *prefix > 0 && 2 * prefix >= s.kv.len())
-            .max_by_key(|(prefix, s, _)| (*prefix, std::cmp::Reverse(s.last_used)))
-            .map(|(_, _, i)| i);
-        reusing
-            .or_else(|| free().find(|(_, s)| s.kv.is_empty()).map(|(i, _)| i))
-            .or_else(|| free().min_by_key(|(_, s)| s.last_used).map(|(i, _)| i))
+        let views: Vec<SlotView<'_>> = self
+            .slots
+            .iter()
+            .map(|s| SlotView { kv: &s.kv, last_used: s.last_used, busy: s.active.is_some() })
+            .collect();
+        choose_slot(&views, tokens, self.pooled)
     }
 
     /// Drops idle slots' caches, least recently used first, until `needed` cells are free
@@ -448,10 +462,113 @@ impl<'m> Scheduler<'m> {
     }
 }
 
+/// What slot choice needs to know of a slot.
+struct SlotView<'a> {
+    kv: &'a [LlamaToken],
+    last_used: u64,
+    busy: bool,
+}
+
+/// The free slot for `tokens`: the one sharing the longest prefix, when that prefix keeps at
+/// least half of what the slot caches (a few common template tokens must not wipe another
+/// conversation's cache). Else, with a stream per slot (`pooled` false), one next to the most
+/// busy slots, so concurrent requests decode in one pass; then an empty slot; then the least
+/// recently used. `None` when every slot is busy.
+fn choose_slot(slots: &[SlotView<'_>], tokens: &[LlamaToken], pooled: bool) -> Option<usize> {
+    use std::cmp::Reverse;
+    let free = || slots.iter().enumerate().filter(|(_, s)| !s.busy);
+    let reusing = free()
+        .map(|(i, s)| (common_prefix(s.kv, tokens), s, i))
+        .filter(|(prefix, s, _)| *prefix > 0 && 2 * prefix >= s.kv.len())
+        .max_by_key(|(prefix, s, _)| (*prefix, Reverse(s.last_used)))
+        .map(|(_, _, i)| i);
+    let busy = |j: Option<usize>| j.and_then(|j| slots.get(j)).is_some_and(|s| s.busy);
+    let busy_neighbours = |i: usize| {
+        if pooled {
+            0
+        } else {
+            usize::from(busy(i.checked_sub(1))) + usize::from(busy(i.checked_add(1)))
+        }
+    };
+    reusing.or_else(|| {
+        free()
+            .min_by_key(|(i, s)| (Reverse(busy_neighbours(*i)), !s.kv.is_empty(), s.last_used))
+            .map(|(i, _)| i)
+    })
+}
+
 fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(ids: &[i32]) -> Vec<LlamaToken> {
+        ids.iter().copied().map(LlamaToken::new).collect()
+    }
+
+    fn view(kv: &[LlamaToken], last_used: u64, busy: bool) -> SlotView<'_> {
+        SlotView { kv, last_used, busy }
+    }
+
+    #[test]
+    fn the_slot_holding_the_prompt_prefix_wins_over_neighbours() {
+        let (a, b, empty) = (toks(&[1, 2, 3]), toks(&[7, 8, 9]), toks(&[]));
+        let slots =
+            [view(&empty, 0, true), view(&b, 1, false), view(&empty, 0, false), view(&a, 2, false)];
+        assert_eq!(choose_slot(&slots, &toks(&[1, 2, 3, 4]), false), Some(3));
+        assert_eq!(choose_slot(&slots, &toks(&[1, 2, 3, 4]), true), Some(3));
+    }
+
+    #[test]
+    fn a_stream_per_slot_keeps_busy_slots_neighbours() {
+        let (old, new, empty) = (toks(&[5, 5]), toks(&[6, 6]), toks(&[]));
+        // Slot 1 busy: a cached neighbour beats an empty slot further away.
+        let slots = [
+            view(&new, 3, false),
+            view(&empty, 0, true),
+            view(&old, 1, false),
+            view(&empty, 0, false),
+        ];
+        assert_eq!(
+            choose_slot(&slots, &toks(&[9]), false),
+            Some(2),
+            "the least recently used neighbour"
+        );
+        // Slots 0 and 2 busy: the gap between them is filled first.
+        let slots = [
+            view(&empty, 0, true),
+            view(&old, 1, false),
+            view(&empty, 0, true),
+            view(&empty, 0, false),
+        ];
+        assert_eq!(choose_slot(&slots, &toks(&[9]), false), Some(1));
+    }
+
+    #[test]
+    fn a_shared_pool_prefers_an_empty_slot_then_the_least_recently_used() {
+        let (old, new, empty) = (toks(&[5, 5]), toks(&[6, 6]), toks(&[]));
+        let slots = [
+            view(&empty, 0, true),
+            view(&old, 1, false),
+            view(&empty, 0, true),
+            view(&empty, 0, false),
+        ];
+        assert_eq!(choose_slot(&slots, &toks(&[9]), true), Some(3));
+        let slots = [view(&new, 4, false), view(&empty, 0, true), view(&old, 1, false)];
+        assert_eq!(choose_slot(&slots, &toks(&[9]), true), Some(2));
+    }
+
+    #[test]
+    fn no_slot_when_all_are_busy() {
+        let empty = toks(&[]);
+        let slots = [view(&empty, 0, true), view(&empty, 0, true)];
+        assert_eq!(choose_slot(&slots, &toks(&[1]), false), None);
+    }
 }

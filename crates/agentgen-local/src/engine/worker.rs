@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::sampling::GenerateOptions;
 use super::scheduler::Scheduler;
-use super::LocalConfig;
+use super::{KvLayout, LocalConfig};
 use crate::error::LocalError;
 use crate::format::PromptSegment;
 
@@ -141,10 +141,21 @@ fn run(
             return;
         }
     };
-    let n_ctx =
+    let per_request =
         config.context_size.unwrap_or_else(|| model.n_ctx_train().min(super::DEFAULT_MAX_CONTEXT));
-    let Some(n_ctx_nz) = NonZeroU32::new(n_ctx) else {
-        let _ = ready.send(Err(LocalError::Config("context_size must be at least 1".into())));
+    let per_slot = config.kv_layout == KvLayout::PerSlot;
+    // llama.cpp's context size is the whole KV cache; split, it gives each sequence an equal part.
+    let n_ctx = if per_slot {
+        u32::try_from(config.slots).ok().and_then(|s| per_request.checked_mul(s))
+    } else {
+        Some(per_request)
+    };
+    let Some(n_ctx_nz) = n_ctx.and_then(NonZeroU32::new) else {
+        let _ = ready.send(Err(LocalError::Config(format!(
+            "context_size must be at least 1, and slots × context_size must fit in 32 bits \
+             (context_size {per_request}, slots {})",
+            config.slots
+        ))));
         return;
     };
     let threads = i32::try_from(threads.max(1)).unwrap_or(i32::MAX);
@@ -159,15 +170,18 @@ fn run(
         .with_n_batch(config.batch_size)
         .with_n_ubatch(config.batch_size)
         .with_n_seq_max(config.slots as u32)
-        // One KV buffer shared by all slots: any one conversation may use the whole context,
-        // and the scheduler accounts for the cells every slot holds.
-        .with_kv_unified(true)
+        // Split: one KV stream per slot, attention spans only the slot's own cells. Unified: one
+        // buffer, and the scheduler accounts for the cells every slot holds.
+        .with_kv_unified(!per_slot)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let ctx = match model.new_context(backend, params) {
         Ok(ctx) => ctx,
         Err(e) => {
-            let _ = ready.send(Err(LocalError::Context(format!("{e} (context size {n_ctx})"))));
+            let _ = ready.send(Err(LocalError::Context(format!(
+                "{e} (KV cache of {n_ctx_nz} tokens, {} layout)",
+                if per_slot { "per-slot" } else { "shared" }
+            ))));
             return;
         }
     };
@@ -179,8 +193,10 @@ fn run(
             String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned()
         }
     };
+    // llama.cpp rounds each sequence's part up to a multiple of 256.
+    let n_ctx = if per_slot { ctx.n_ctx() / config.slots as u32 } else { ctx.n_ctx() };
     let info = LoadInfo {
-        n_ctx: ctx.n_ctx(),
+        n_ctx,
         chat_template: model.meta_val_str("tokenizer.chat_template").ok(),
         bos_token: piece(vocab.bos()),
         eos_token: piece(vocab.eos()),
@@ -189,10 +205,11 @@ fn run(
         path = %config.model_path.display(),
         n_ctx = info.n_ctx,
         slots = config.slots,
+        kv_layout = ?config.kv_layout,
         threads,
         "local model loaded"
     );
-    let mut scheduler = Scheduler::new(&model, ctx, config, Arc::clone(stats));
+    let mut scheduler = Scheduler::new(&model, ctx, config, n_ctx as usize, Arc::clone(stats));
     if ready.send(Ok(info)).is_err() {
         return;
     }
