@@ -37,7 +37,7 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     slots: usize,
     /// How the slots share the KV cache: per-slot (a stream each) or shared (one pool).
-    #[arg(long, value_name = "LAYOUT", default_value = "per-slot", value_parser = parse_layout)]
+    #[arg(long, value_name = "LAYOUT", default_value = "per-slot")]
     kv_layout: KvLayout,
     /// Measured runs per figure (default: 2 with --quick, else 5).
     #[arg(long)]
@@ -69,14 +69,6 @@ struct Args {
     /// g HTTP overhead, h head to head with --compare servers). Default: all.
     #[arg(long, value_name = "LETTERS", value_delimiter = ',', value_parser = parse_section)]
     only: Vec<char>,
-}
-
-fn parse_layout(s: &str) -> Result<KvLayout, String> {
-    match s {
-        "per-slot" => Ok(KvLayout::PerSlot),
-        "shared" => Ok(KvLayout::Shared),
-        other => Err(format!("unknown KV layout `{other}` (expected per-slot or shared)")),
-    }
 }
 
 fn parse_section(s: &str) -> Result<char, String> {
@@ -386,10 +378,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
             runs: plan.runs,
             warmup: plan.warmup,
             context_size,
-            kv_layout: serde_json::to_value(args.kv_layout)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            kv_layout: args.kv_layout.as_str().to_owned(),
             kv_cache_tokens,
             slots: args.slots.max(1),
         },

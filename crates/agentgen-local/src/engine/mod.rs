@@ -80,11 +80,9 @@ impl LocalConfig {
     }
 }
 
-/// How the slots share llama.cpp's KV cache. In config files: `"per-slot"` or `"shared"`.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
+/// How the slots share llama.cpp's KV cache. Named `per-slot` and `shared` in text
+/// ([`KvLayout::as_str`], [`FromStr`](std::str::FromStr)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum KvLayout {
     /// Every slot has its own `context_size` cells (a llama.cpp KV stream of its own): a
     /// request attends over its own tokens only, so what other slots keep cached for later
@@ -98,6 +96,27 @@ pub enum KvLayout {
     /// cached in other slots slow each token down (about 5 % on the default model after a
     /// few thousand cached tokens).
     Shared,
+}
+
+impl KvLayout {
+    /// `per-slot` or `shared`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KvLayout::PerSlot => "per-slot",
+            KvLayout::Shared => "shared",
+        }
+    }
+}
+
+impl std::str::FromStr for KvLayout {
+    type Err = LocalError;
+
+    /// `per-slot` or `shared`; anything else is [`LocalError::Config`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [KvLayout::PerSlot, KvLayout::Shared].into_iter().find(|l| l.as_str() == s).ok_or_else(
+            || LocalError::Config(format!("unknown KV layout `{s}` (expected per-slot or shared)")),
+        )
+    }
 }
 
 /// A snapshot of the engine's counters.
@@ -155,6 +174,7 @@ struct Inner {
     config: LocalConfig,
     model_size: u64,
     n_ctx: u32,
+    kv_cells: u32,
     format: Arc<ChatFormat>,
     stats: Arc<SharedStats>,
     parser_factory: OnceCell<Arc<ParserFactory>>,
@@ -215,6 +235,7 @@ impl LocalBackend {
                 config,
                 model_size,
                 n_ctx: info.n_ctx,
+                kv_cells: info.kv_cells,
                 format: Arc::new(format),
                 stats,
                 parser_factory: OnceCell::new(),
@@ -241,10 +262,7 @@ impl LocalBackend {
     /// The KV cache's size in tokens, all slots together: `slots × context_size` with
     /// [`KvLayout::PerSlot`], `context_size` with [`KvLayout::Shared`].
     pub fn kv_cache_tokens(&self) -> u64 {
-        match self.inner.config.kv_layout {
-            KvLayout::PerSlot => u64::from(self.inner.n_ctx) * self.inner.config.slots as u64,
-            KvLayout::Shared => u64::from(self.inner.n_ctx),
-        }
+        u64::from(self.inner.kv_cells)
     }
 
     /// The configuration the engine was loaded with.
@@ -469,5 +487,19 @@ impl ChatBackend for LocalBackend {
         let segments = self.inner.format.render(&ChatRequest::new(messages.to_vec()))?;
         let tokens = self.tokenize(segments).await?;
         Ok(Some(tokens.iter().map(Vec::len).sum()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_layouts_read_back_from_their_names() {
+        for layout in [KvLayout::PerSlot, KvLayout::Shared] {
+            assert_eq!(layout.as_str().parse::<KvLayout>().unwrap(), layout);
+        }
+        let err = "sideways".parse::<KvLayout>().unwrap_err();
+        assert!(matches!(err, LocalError::Config(ref m) if m.contains("sideways")), "{err}");
     }
 }

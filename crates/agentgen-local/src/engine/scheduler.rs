@@ -210,11 +210,10 @@ impl<'m> Scheduler<'m> {
         self.drop_cancelled();
         self.batch.clear();
         let mut plan: Vec<Planned> = Vec::new();
-        let mut avail = if self.pooled {
-            self.n_ctx.saturating_sub(self.used_cells() + self.reserved_cells())
-        } else {
-            usize::MAX
-        };
+        // Free cells of a shared pool; a slot's own stream is bounded by `limit` alone.
+        let mut pool_free = self
+            .pooled
+            .then(|| self.n_ctx.saturating_sub(self.used_cells() + self.reserved_cells()));
 
         // One token for every generating slot.
         for i in 0..self.slots.len() {
@@ -225,14 +224,16 @@ impl<'m> Scheduler<'m> {
                 self.finish(i, FinishReason::Length);
                 continue;
             }
-            if avail == 0 {
-                avail += self.evict_idle(1, None);
+            if let Some(free) = pool_free.as_mut() {
+                if *free == 0 {
+                    *free += self.evict_idle(1, None);
+                }
+                if *free == 0 {
+                    self.finish(i, FinishReason::Length);
+                    continue;
+                }
+                *free -= 1;
             }
-            if avail == 0 {
-                self.finish(i, FinishReason::Length);
-                continue;
-            }
-            avail -= 1;
             let index = self.batch.n_tokens();
             let pos = self.slots[i].kv.len() as i32;
             if self.batch.add(token, pos, &[self.slots[i].seq], true).is_err() {

@@ -68,7 +68,10 @@ pub(crate) struct Finished {
 /// What the thread learnt loading the model.
 #[derive(Debug, Clone)]
 pub(crate) struct LoadInfo {
+    /// The most tokens one request may hold.
     pub n_ctx: u32,
+    /// The KV cache's cells, all slots together.
+    pub kv_cells: u32,
     pub chat_template: Option<String>,
     pub bos_token: String,
     pub eos_token: String,
@@ -197,6 +200,7 @@ fn run(
     let n_ctx = if per_slot { ctx.n_ctx() / config.slots as u32 } else { ctx.n_ctx() };
     let info = LoadInfo {
         n_ctx,
+        kv_cells: ctx.n_ctx(),
         chat_template: model.meta_val_str("tokenizer.chat_template").ok(),
         bos_token: piece(vocab.bos()),
         eos_token: piece(vocab.eos()),
