@@ -200,8 +200,8 @@ pub struct HttpOverhead {
     pub stream_in_process_tokens_per_s: Stat,
     /// Streamed decode speed through `agentgen serve`, client side.
     pub stream_http_tokens_per_s: Stat,
-    /// HTTP / in-process, of the medians.
-    pub stream_ratio: f64,
+    /// HTTP / in-process decode speed, pair by pair.
+    pub stream_ratio: Stat,
 }
 
 /// Peak resident memory of the benchmark process (engine, server and clients together) and the
@@ -526,7 +526,10 @@ impl Results {
                 &[vec![
                     h.stream_in_process_tokens_per_s.cell(1),
                     h.stream_http_tokens_per_s.cell(1),
-                    format!("{:.3}", h.stream_ratio),
+                    format!(
+                        "{:.3} ({:.2}..{:.2})",
+                        h.stream_ratio.median, h.stream_ratio.min, h.stream_ratio.max
+                    ),
                 ]],
             );
         }

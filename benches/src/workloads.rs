@@ -384,7 +384,8 @@ pub async fn backend_row(
 
 /// (g) The same requests in-process and through the server, in pairs whose order alternates so
 /// that drift in the machine's speed falls on both sides. Latency: a one-token, non-streamed
-/// request whose prompt is already cached, so the figure is mostly the path around the engine.
+/// request whose whole prompt is cached, which the local engine answers from the logits it kept
+/// for that prompt without a model step, so the figure is the path around the engine.
 /// Each request's time outside the engine (wall time minus the engine's own timings, from
 /// accepting the job to its last token) takes the model's run-to-run jitter out of the
 /// difference. Throughput: streamed completions of `stream_tokens` tokens, decode speed on the
@@ -422,7 +423,7 @@ pub async fn http_overhead(
 
     // Both sides of a pair get the same prompt, so they generate the same tokens (greedy); the
     // second one finds the prompt cached, which changes its first token, not its decode speed.
-    let (mut local_tps, mut http_tps) = (Vec::new(), Vec::new());
+    let (mut local_tps, mut http_tps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..plan.warmup + plan.runs {
         let req =
             counting_request(&format!("{tag}-{i}"), plan.http_prompt_tokens, plan.stream_tokens);
@@ -436,6 +437,9 @@ pub async fn http_overhead(
         if i >= plan.warmup {
             local_tps.push(l.decode_tokens_per_s);
             http_tps.push(h.decode_tokens_per_s);
+            if l.decode_tokens_per_s > 0.0 {
+                ratios.push(h.decode_tokens_per_s / l.decode_tokens_per_s);
+            }
         }
     }
     tick();
@@ -453,11 +457,7 @@ pub async fn http_overhead(
             "overhead outside the engine",
         )?,
         stream_tokens: plan.stream_tokens,
-        stream_ratio: if stream_in_process_tokens_per_s.median > 0.0 {
-            stream_http_tokens_per_s.median / stream_in_process_tokens_per_s.median
-        } else {
-            0.0
-        },
+        stream_ratio: stat(&ratios, "HTTP/in-process stream")?,
         stream_in_process_tokens_per_s,
         stream_http_tokens_per_s,
     })

@@ -285,11 +285,11 @@ async fn run(args: Args) -> Result<(), BoxError> {
                 .await?;
         progress.note(format!(
             "HTTP overhead {:.2} ms per request (median of {} pairs), {:.2} ms outside the engine; \
-             streamed HTTP/in-process {:.3}",
+             streamed HTTP/in-process {:.3} (median of pairs)",
             h.overhead_ms.median,
             h.pairs,
             h.overhead_outside_engine_ms.median,
-            h.stream_ratio
+            h.stream_ratio.median
         ));
         http_overhead = Some(h);
     }

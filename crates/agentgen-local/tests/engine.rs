@@ -252,6 +252,34 @@ async fn a_shared_prefix_is_served_from_the_cache() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_prompt_evaluates_nothing_and_answers_the_same() {
+    let Some(backend) = shared() else { return };
+    let _alone = ALONE.write().await;
+    let filler = "Rivers carry sand to the sea. ".repeat(20);
+    for (temperature, seed) in [(0.0, None), (0.9, Some(77))] {
+        let mut req = ask(&format!("{filler}\nName three rivers of Europe, {temperature}."))
+            .with_temperature(temperature)
+            .with_max_tokens(24);
+        req.seed = seed;
+        let first = backend.complete(req.clone()).await.unwrap();
+        let before = backend.stats();
+        let again = backend.complete(req).await.unwrap();
+        let after = backend.stats();
+        assert_eq!(again.text(), first.text(), "temperature {temperature}");
+        assert!(first.usage.cached_tokens < first.usage.prompt_tokens, "{:?}", first.usage);
+        assert_eq!(
+            again.usage.cached_tokens, again.usage.prompt_tokens,
+            "the whole prompt comes from the cache"
+        );
+        assert_eq!(again.timings.unwrap().prompt_n, 0);
+        assert_eq!(
+            after.prompt_tokens_evaluated, before.prompt_tokens_evaluated,
+            "no prompt token is evaluated again"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_both_complete() {
     let Some(backend) = shared() else { return };
     let _shared = ALONE.read().await;

@@ -5,8 +5,10 @@
 //! then as many pending prompt tokens as still fit, so concurrent requests decode together.
 //! Each slot remembers the tokens its KV cells hold; a new request takes the slot sharing
 //! its longest token prefix (else an empty or the least recently used one) and only evaluates the rest.
-//! The last prompt token is always evaluated in a step of its own, so that a request whose
-//! prompt is fully cached samples from the same logits as when it was first evaluated.
+//! A slot also keeps the logits that ended its last few prompts: a request whose whole prompt
+//! is cached samples its first token from them instead of evaluating the last prompt token
+//! again (llama.cpp's logits differ slightly with batch shape, so that re-evaluation could
+//! change a greedy answer), so a repeated request answers the same and costs no prompt step.
 //! Cells are accounted for, so a prompt never fails half-way for lack of them: each slot's own
 //! stream holds any prompt that passed the context check; in a shared pool a request is admitted
 //! only when its remaining prompt fits beside what other slots hold and reserve (idle slots'
@@ -23,10 +25,9 @@ use agentgen_core::{BackendError, FinishReason, Timings, Usage};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
-use super::sampling::build_chain;
+use super::sampling::Picker;
 use super::text::{Pushed, TextOutput};
 use super::worker::{tokenize_prompt, Event, Finished, Job, SharedStats};
 use super::{KvLayout, LocalConfig};
@@ -37,11 +38,23 @@ struct Queued {
     tokens: Vec<LlamaToken>,
 }
 
+/// How many prompt-end logits a slot keeps (each is one float per vocabulary entry).
+const PROMPT_ENDS_KEPT: usize = 8;
+
+/// The logits computed at the last token of an earlier prompt.
+struct PromptEnd {
+    /// Position of that token in the slot's sequence.
+    pos: usize,
+    logits: Vec<f32>,
+}
+
 /// One sequence of the KV cache.
 struct Slot {
     seq: i32,
     /// Exactly the tokens whose KV cells this sequence holds, at positions 0..len.
     kv: Vec<LlamaToken>,
+    /// Logits of earlier prompts' last tokens whose cells `kv` still holds, by position.
+    ends: Vec<PromptEnd>,
     /// Scheduler clock of the last use, for LRU choice and eviction.
     last_used: u64,
     active: Option<Box<Active>>,
@@ -52,7 +65,7 @@ struct Active {
     job: Box<Job>,
     prompt: Vec<LlamaToken>,
     cached: usize,
-    sampler: LlamaSampler,
+    picker: Picker,
     /// Sampled and shown, not yet decoded.
     pending: Option<LlamaToken>,
     generated: u32,
@@ -106,7 +119,13 @@ impl<'m> Scheduler<'m> {
         let n_ctx = ctx.n_ctx() as usize;
         let n_batch = (ctx.n_batch() as usize).max(1);
         let slots = (0..config.slots)
-            .map(|i| Slot { seq: i as i32, kv: Vec::new(), last_used: 0, active: None })
+            .map(|i| Slot {
+                seq: i as i32,
+                kv: Vec::new(),
+                ends: Vec::new(),
+                last_used: 0,
+                active: None,
+            })
             .collect();
         Self {
             model,
@@ -159,7 +178,9 @@ impl<'m> Scheduler<'m> {
             let Some(idx) = self.pick_slot(&front.tokens) else { break };
             let prompt_len = front.tokens.len();
             let prefix = common_prefix(&self.slots[idx].kv, &front.tokens);
-            let mut reuse = prefix.min(prompt_len - 1);
+            // A whole prompt cached with the logits of its last token needs no evaluation.
+            let replay = prefix >= prompt_len && self.slots[idx].end_at(prompt_len - 1).is_some();
+            let mut reuse = if replay { prompt_len } else { prefix.min(prompt_len - 1) };
             if self.pooled {
                 // A slot's own stream holds any prompt that passed `enqueue`; a pool may not.
                 let need = prompt_len - reuse + 1;
@@ -182,18 +203,18 @@ impl<'m> Scheduler<'m> {
                     let _ = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
                     reuse = 0;
                 }
-                slot.kv.truncate(reuse);
+                slot.truncate(reuse);
             }
             self.clock += 1;
             slot.last_used = self.clock;
-            let sampler = build_chain(&job.options, self.n_vocab, job.matcher.take());
+            let picker = Picker::new(&job.options, self.n_vocab, job.matcher.take());
             let output = TextOutput::new(&job.options.stop);
             SharedStats::add(&self.stats.prompt_tokens_cached, reuse);
             slot.active = Some(Box::new(Active {
                 job,
                 prompt: tokens,
                 cached: reuse,
-                sampler,
+                picker,
                 pending: None,
                 generated: 0,
                 output,
@@ -201,6 +222,9 @@ impl<'m> Scheduler<'m> {
                 prompt_started: None,
                 first_token: None,
             }));
+            if reuse == prompt_len {
+                self.replay(idx);
+            }
         }
         self.publish_load();
     }
@@ -260,13 +284,7 @@ impl<'m> Scheduler<'m> {
             let slot = &mut self.slots[i];
             let Some(active) = slot.active.as_mut() else { continue };
             let start = slot.kv.len();
-            let mut end = (start + room).min(active.prompt.len());
-            if end == active.prompt.len() && end - start > 1 {
-                // The last prompt token goes alone in the next step, so its logits come from
-                // the same computation whether the rest was cached or not (llama.cpp's logits
-                // differ slightly with batch shape): a repeated request samples the same.
-                end -= 1;
-            }
+            let end = (start + room).min(active.prompt.len());
             let mut logits = None;
             for (pos, &token) in (start..end).zip(&active.prompt[start..end]) {
                 let last = pos + 1 == active.prompt.len();
@@ -307,12 +325,40 @@ impl<'m> Scheduler<'m> {
         }
     }
 
-    /// Samples the next token of a slot from the logits at `index` of the last batch.
+    /// Samples the next token of a slot from the logits at `index` of the last batch; the
+    /// logits of a prompt's last token are kept for [`Scheduler::replay`].
     fn sample(&mut self, i: usize, index: i32) {
+        let slot = &mut self.slots[i];
+        let Some(active) = slot.active.as_mut() else { return };
+        let token = active.picker.pick(&self.ctx, index);
+        if active.generated == 0 && active.first_token.is_none() {
+            let pos = active.prompt.len() - 1;
+            slot.keep_end(pos, self.ctx.get_logits_ith(index));
+        }
+        self.take(i, token);
+    }
+
+    /// Samples the first token of a slot whose whole prompt is cached from the logits kept
+    /// when that prompt was last evaluated: the same logits, so the same choice.
+    fn replay(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        let Some(active) = slot.active.as_mut() else { return };
+        // (`ends` and `active` are borrowed apart, so not through `Slot::end_at`.)
+        let Some(end) = slot.ends.iter().find(|e| e.pos + 1 == active.prompt.len()) else {
+            // `admit` checked they are there; never leave a request without a next step.
+            self.fail(i, BackendError::Internal("the cached logits of the prompt are gone".into()));
+            return;
+        };
+        let Some(token) = active.picker.pick_from(&end.logits) else {
+            self.fail(i, BackendError::Internal("the sampler chose no token".into()));
+            return;
+        };
+        self.take(i, token);
+    }
+
+    /// Emits a sampled token, or ends the request on it.
+    fn take(&mut self, i: usize, token: LlamaToken) {
         let Some(active) = self.slots[i].active.as_mut() else { return };
-        // `sample` also accepts the token into every sampler of the chain (the constraint
-        // included); accepting it again would desynchronise the constraint.
-        let token = active.sampler.sample(&self.ctx, index);
         let now = Instant::now();
         active.first_token.get_or_insert(now);
         if self.slots[i].kv.len() >= self.limit {
@@ -408,7 +454,7 @@ impl<'m> Scheduler<'m> {
     fn clear_slot(&mut self, i: usize) {
         let seq = self.slots[i].seq as u32;
         let _ = self.ctx.clear_kv_cache_seq(Some(seq), None, None);
-        self.slots[i].kv.clear();
+        self.slots[i].truncate(0);
     }
 
     /// The free slot for these tokens; see [`choose_slot`].
@@ -416,7 +462,13 @@ impl<'m> Scheduler<'m> {
         let views: Vec<SlotView<'_>> = self
             .slots
             .iter()
-            .map(|s| SlotView { kv: &s.kv, last_used: s.last_used, busy: s.active.is_some() })
+            .map(|s| SlotView {
+                kv: &s.kv,
+                last_used: s.last_used,
+                busy: s.active.is_some(),
+                replays: s.kv.starts_with(tokens)
+                    && tokens.len().checked_sub(1).and_then(|p| s.end_at(p)).is_some(),
+            })
             .collect();
         choose_slot(&views, tokens, self.pooled)
     }
@@ -463,21 +515,48 @@ impl<'m> Scheduler<'m> {
     }
 }
 
+impl Slot {
+    fn end_at(&self, pos: usize) -> Option<&PromptEnd> {
+        self.ends.iter().find(|e| e.pos == pos)
+    }
+
+    /// Keeps the logits of a prompt's last token, dropping the oldest kept beyond the limit.
+    fn keep_end(&mut self, pos: usize, logits: &[f32]) {
+        self.ends.retain(|e| e.pos != pos);
+        if self.ends.len() >= PROMPT_ENDS_KEPT {
+            self.ends.remove(0);
+        }
+        self.ends.push(PromptEnd { pos, logits: logits.to_vec() });
+    }
+
+    /// Drops the cells from `len` on, and the logits that depended on them.
+    fn truncate(&mut self, len: usize) {
+        self.kv.truncate(len);
+        self.ends.retain(|e| e.pos < len);
+    }
+}
+
 /// What slot choice needs to know of a slot.
 struct SlotView<'a> {
     kv: &'a [LlamaToken],
     last_used: u64,
     busy: bool,
+    /// It holds the whole prompt and the logits of its last token.
+    replays: bool,
 }
 
-/// The free slot for `tokens`: the one sharing the longest prefix, when that prefix keeps at
-/// least half of what the slot caches (a few common template tokens must not wipe another
-/// conversation's cache). Else, with a stream per slot (`pooled` false), one next to the most
-/// busy slots, so concurrent requests decode in one pass; then an empty slot; then the least
-/// recently used. `None` when every slot is busy.
+/// The free slot for `tokens`: one that holds the whole prompt with its last logits (it answers
+/// without evaluating anything, and the same as before); else the one sharing the longest
+/// prefix, when that prefix keeps at least half of what the slot caches (a few common template
+/// tokens must not wipe another conversation's cache). Else, with a stream per slot (`pooled`
+/// false), one next to the most busy slots, so concurrent requests decode in one pass; then an
+/// empty slot; then the least recently used. `None` when every slot is busy.
 fn choose_slot(slots: &[SlotView<'_>], tokens: &[LlamaToken], pooled: bool) -> Option<usize> {
     use std::cmp::Reverse;
     let free = || slots.iter().enumerate().filter(|(_, s)| !s.busy);
+    if let Some((i, _)) = free().filter(|(_, s)| s.replays).max_by_key(|(_, s)| s.last_used) {
+        return Some(i);
+    }
     let reusing = free()
         .map(|(i, s)| (common_prefix(s.kv, tokens), s, i))
         .filter(|(prefix, s, _)| *prefix > 0 && 2 * prefix >= s.kv.len())
@@ -515,7 +594,20 @@ mod tests {
     }
 
     fn view(kv: &[LlamaToken], last_used: u64, busy: bool) -> SlotView<'_> {
-        SlotView { kv, last_used, busy }
+        SlotView { kv, last_used, busy, replays: false }
+    }
+
+    #[test]
+    fn a_slot_that_replays_the_whole_prompt_wins_over_the_half_rule() {
+        let (long, other) = (toks(&[1, 2, 3, 4, 5, 6, 7, 8]), toks(&[1, 2, 9]));
+        let mut slots = [view(&long, 1, false), view(&other, 2, false)];
+        // A prompt of 3 of the 8 cached tokens: not half of that cache, so not reused…
+        assert_eq!(choose_slot(&slots, &toks(&[1, 2, 3]), false), Some(1));
+        // …unless the slot kept the logits of that prompt's end.
+        slots[0].replays = true;
+        assert_eq!(choose_slot(&slots, &toks(&[1, 2, 3]), false), Some(0));
+        slots[0].busy = true;
+        assert_eq!(choose_slot(&slots, &toks(&[1, 2, 3]), false), Some(1));
     }
 
     #[test]
