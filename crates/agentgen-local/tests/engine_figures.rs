@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use agentgen_core::{ChatBackend, ChatMessage, ChatRequest};
 use agentgen_local::format::PromptSegment;
-use agentgen_local::{GenerateOptions, KvLayout, LocalBackend, LocalConfig};
+use agentgen_local::{GenerateOptions, LocalBackend, LocalConfig};
 
 fn load() -> LocalBackend {
     let path = agentgen_local::cache::test_model_path().unwrap_or_else(|e| panic!("{e}"));
@@ -22,8 +22,8 @@ fn load() -> LocalBackend {
     let mut config = LocalConfig::new(path);
     config.threads = Some(threads);
     config.flash_attention = std::env::var("AGENTGEN_FIGURE_FLASH").ok().map(|v| v == "1");
-    if std::env::var("AGENTGEN_FIGURE_KV").is_ok_and(|v| v == "shared") {
-        config.kv_layout = KvLayout::Shared;
+    if let Ok(layout) = std::env::var("AGENTGEN_FIGURE_KV") {
+        config.kv_layout = layout.parse().expect("AGENTGEN_FIGURE_KV: per-slot or shared");
     }
     println!(
         "threads: {threads}, flash attention: {:?}, KV layout: {:?}",

@@ -177,10 +177,12 @@ impl<'m> Scheduler<'m> {
             }
             let Some(idx) = self.pick_slot(&front.tokens) else { break };
             let prompt_len = front.tokens.len();
-            let prefix = common_prefix(&self.slots[idx].kv, &front.tokens);
             // A whole prompt cached with the logits of its last token needs no evaluation.
-            let replay = prefix >= prompt_len && self.slots[idx].end_at(prompt_len - 1).is_some();
-            let mut reuse = if replay { prompt_len } else { prefix.min(prompt_len - 1) };
+            let mut reuse = if self.slots[idx].replays(&front.tokens) {
+                prompt_len
+            } else {
+                common_prefix(&self.slots[idx].kv, &front.tokens).min(prompt_len - 1)
+            };
             if self.pooled {
                 // A slot's own stream holds any prompt that passed `enqueue`; a pool may not.
                 let need = prompt_len - reuse + 1;
@@ -331,7 +333,7 @@ impl<'m> Scheduler<'m> {
         let slot = &mut self.slots[i];
         let Some(active) = slot.active.as_mut() else { return };
         let token = active.picker.pick(&self.ctx, index);
-        if active.generated == 0 && active.first_token.is_none() {
+        if active.first_token.is_none() {
             let pos = active.prompt.len() - 1;
             slot.keep_end(pos, self.ctx.get_logits_ith(index));
         }
@@ -343,7 +345,6 @@ impl<'m> Scheduler<'m> {
     fn replay(&mut self, i: usize) {
         let slot = &mut self.slots[i];
         let Some(active) = slot.active.as_mut() else { return };
-        // (`ends` and `active` are borrowed apart, so not through `Slot::end_at`.)
         let Some(end) = slot.ends.iter().find(|e| e.pos + 1 == active.prompt.len()) else {
             // `admit` checked they are there; never leave a request without a next step.
             self.fail(i, BackendError::Internal("the cached logits of the prompt are gone".into()));
@@ -466,8 +467,7 @@ impl<'m> Scheduler<'m> {
                 kv: &s.kv,
                 last_used: s.last_used,
                 busy: s.active.is_some(),
-                replays: s.kv.starts_with(tokens)
-                    && tokens.len().checked_sub(1).and_then(|p| s.end_at(p)).is_some(),
+                replays: s.replays(tokens),
             })
             .collect();
         choose_slot(&views, tokens, self.pooled)
@@ -516,8 +516,10 @@ impl<'m> Scheduler<'m> {
 }
 
 impl Slot {
-    fn end_at(&self, pos: usize) -> Option<&PromptEnd> {
-        self.ends.iter().find(|e| e.pos == pos)
+    /// It holds the whole of `tokens` and the logits that ended them.
+    fn replays(&self, tokens: &[LlamaToken]) -> bool {
+        self.kv.starts_with(tokens)
+            && tokens.len().checked_sub(1).is_some_and(|p| self.ends.iter().any(|e| e.pos == p))
     }
 
     /// Keeps the logits of a prompt's last token, dropping the oldest kept beyond the limit.

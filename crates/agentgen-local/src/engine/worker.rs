@@ -183,7 +183,7 @@ fn run(
         Err(e) => {
             let _ = ready.send(Err(LocalError::Context(format!(
                 "{e} (KV cache of {n_ctx_nz} tokens, {} layout)",
-                if per_slot { "per-slot" } else { "shared" }
+                config.kv_layout.as_str()
             ))));
             return;
         }
