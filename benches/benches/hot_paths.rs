@@ -16,7 +16,7 @@ const FIXTURE_TEMPLATE: &str = include_str!("../fixtures/qwen2.5-coder-chat-temp
 
 /// The model's template, BOS and EOS: from the GGUF when present, else the fixture.
 fn template() -> (String, String, String, &'static str) {
-    if let Ok(path) = agentgen_local::cache::test_model_path() {
+    if let Ok(path) = agentgen_models::cache::test_model_path() {
         if let Ok(meta) = read_gguf_metadata(&path) {
             if let Some(t) = meta.chat_template() {
                 let bos = meta.bos_token().unwrap_or_default().to_owned();

@@ -10,6 +10,7 @@
 //! xtask has no native dependencies so it compiles before cmake and libclang are installed.
 
 mod cmd;
+mod features;
 mod outputs;
 mod prereq;
 mod serve;

@@ -6,7 +6,9 @@
 //! 4. `cargo test --workspace` (real-model tests included);
 //! 5. the Python clients against a started `agentgen serve`, then `agentgen verify-local` on it;
 //! 6. the offline proof: server and a tool-using AutoGen team inside `unshare -rn`;
-//! 7. `agentgen-bench --quick` and checks on the JSON and PNG files it writes.
+//! 7. the CLI's feature sets built alone (`groq` without llama.cpp, `local` without an HTTP
+//!    client), checked with `cargo tree`;
+//! 8. `agentgen-bench --quick` and checks on the JSON and PNG files it writes.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -158,6 +160,8 @@ pub fn run(skip_bench: bool) -> Result<ExitCode, Error> {
             report.skip(name, "no model or no virtualenv");
         }
     }
+
+    report.run("feature builds", || Ok((crate::features::check(&ws)?, None)));
 
     if !skip_bench {
         report.run("bench --quick + checks", || {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use agentgen_core::ChatBackend;
 use agentgen_groq::{OpenAiBackend, OpenAiConfig, GROQ_API_KEY_VAR};
-use agentgen_local::catalog::Catalog;
 use agentgen_local::engine::{KvLayout, LocalBackend, LocalConfig};
+use agentgen_models::catalog::Catalog;
 use benches::llama_bench;
 use benches::machine::Machine;
 use benches::report::{
@@ -144,7 +144,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let threads = args.threads.or(machine.physical_cores).unwrap_or(machine.logical_cpus).max(1);
     let model_path = match args.model {
         Some(p) => p,
-        None => agentgen_local::cache::test_model_path()?,
+        None => agentgen_models::cache::test_model_path()?,
     };
     let model_file =
         model_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();

@@ -6,7 +6,7 @@
 //! GROQ_API_KEY=... cargo run -p agentgen-cli --example team_groq_or_local -- --groq "a haiku"
 //! ```
 //!
-//! `--groq` takes the model from `GROQ_MODEL` (default `llama-3.1-8b-instant`); `--local` uses
+//! `--groq` takes the model from `GROQ_MODEL` (default `openai/gpt-oss-20b`); `--local` uses
 //! `$AGENTGEN_TEST_MODEL` or the default model in the cache (`agentgen pull` fetches it).
 
 use std::io::Write;
@@ -20,13 +20,13 @@ use futures::StreamExt;
 
 fn backend(use_groq: bool) -> Result<Arc<dyn ChatBackend>, Box<dyn std::error::Error>> {
     if use_groq {
-        let model = std::env::var("GROQ_MODEL").unwrap_or_else(|_| "llama-3.1-8b-instant".into());
+        let model = std::env::var("GROQ_MODEL").unwrap_or_else(|_| "openai/gpt-oss-20b".into());
         let config = agentgen_groq::OpenAiConfig::groq(model).with_api_key_from_env();
         return Ok(Arc::new(agentgen_groq::OpenAiBackend::new(config)?));
     }
-    let path = match std::env::var_os(agentgen_local::cache::TEST_MODEL_ENV) {
+    let path = match std::env::var_os(agentgen_models::cache::TEST_MODEL_ENV) {
         Some(p) if !p.is_empty() => p.into(),
-        _ => agentgen_local::cache::default_model_path(),
+        _ => agentgen_models::cache::default_model_path(),
     };
     Ok(Arc::new(agentgen_local::LocalBackend::load(agentgen_local::LocalConfig::new(path))?))
 }

@@ -69,8 +69,7 @@ pub fn preflight(settings: &Settings, choice: &BackendChoice) -> CliResult {
             if !cfg!(feature = "local") {
                 return Err(CliError::FeatureMissing { feature: "local", what: "backend" });
             }
-            #[cfg(feature = "local")]
-            local::resolve(choice.model.as_deref())?;
+            model::resolve(choice.model.as_deref())?;
         }
         BackendKind::Groq | BackendKind::OpenAi => {
             if !cfg!(feature = "groq") {
@@ -109,20 +108,14 @@ pub async fn build(
     }
 }
 
-#[cfg(feature = "local")]
-pub mod local {
-    //! The in-process engine.
-
-    use std::sync::Arc;
-
-    use agentgen_core::ChatBackend;
-    use agentgen_local::cache::ModelCache;
-    use agentgen_local::catalog::{default_model, Catalog, CatalogEntry};
-    use agentgen_local::{KvLayout, LocalBackend, LocalConfig};
+pub mod model {
+    //! Which GGUF a local backend loads: a path, a catalog name, or the default model. Needs
+    //! no llama.cpp (the catalog and cache are agentgen-models').
 
     use std::path::{Path, PathBuf};
 
-    use crate::config::{KvLayoutSetting, Settings};
+    use agentgen_models::{catalog_entry, ModelCache};
+
     use crate::error::{CliError, CliResult};
 
     /// Where a local model comes from.
@@ -161,7 +154,12 @@ pub mod local {
                 return Ok(LocalModel::Path(m.into()));
             }
         }
-        let entry = catalog_entry(model)?;
+        let entry = catalog_entry(model).map_err(|e| match e {
+            agentgen_models::PullError::UnknownModel { name, known } => {
+                CliError::UnknownModel { name, known }
+            }
+            other => CliError::Config(other.to_string()),
+        })?;
         let quant = entry.quant(None).filter(|_| entry.llama_cpp_cpu).ok_or_else(|| {
             CliError::Config(format!(
                 "model `{}` has no GGUF that runs on the CPU; see `agentgen models`",
@@ -174,6 +172,36 @@ pub mod local {
         })
     }
 
+    /// Errors unless the model's file is there, or can be pulled (`no_pull` false, a catalog
+    /// model): the error names the path and what to do next.
+    pub fn check_present(model: &LocalModel, no_pull: bool) -> CliResult {
+        if model.path().is_file() {
+            return Ok(());
+        }
+        match model {
+            LocalModel::Path(p) => Err(CliError::ModelFileMissing { path: p.clone() }),
+            LocalModel::Catalog { id, path } if no_pull => {
+                Err(CliError::ModelMissing { path: path.clone(), name: id.clone() })
+            }
+            LocalModel::Catalog { .. } => Ok(()),
+        }
+    }
+}
+
+#[cfg(feature = "local")]
+pub mod local {
+    //! The in-process engine.
+
+    use std::sync::Arc;
+
+    use agentgen_core::ChatBackend;
+    use agentgen_local::{KvLayout, LocalBackend, LocalConfig};
+    use agentgen_models::{ModelCache, PullOptions};
+
+    use super::model::{check_present, resolve, LocalModel};
+    use crate::config::{KvLayoutSetting, Settings};
+    use crate::error::{CliError, CliResult};
+
     /// Loads the model (pulling it first when allowed) on a blocking thread.
     pub async fn build(
         settings: &Settings,
@@ -181,24 +209,22 @@ pub mod local {
         no_pull: bool,
     ) -> CliResult<Arc<dyn ChatBackend>> {
         let resolved = resolve(model)?;
-        if !resolved.path().is_file() {
-            match &resolved {
-                LocalModel::Path(p) => {
-                    return Err(CliError::Backend(agentgen_core::BackendError::ModelFile(format!(
-                        "{} does not exist",
-                        p.display()
-                    ))))
-                }
-                LocalModel::Catalog { id, path } if no_pull => {
-                    return Err(CliError::ModelMissing { path: path.clone(), name: id.clone() })
-                }
-                LocalModel::Catalog { id, .. } => {
-                    eprintln!("model {id} is not in the cache; pulling it first");
-                    let id = id.clone();
-                    tokio::task::spawn_blocking(move || crate::commands::pull::pull_model(&id))
-                        .await
-                        .map_err(|e| CliError::Failed(format!("pull task: {e}")))??;
-                }
+        check_present(&resolved, no_pull)?;
+        if let LocalModel::Catalog { id, path } = &resolved {
+            if !path.is_file() {
+                eprintln!("model {id} is not in the cache; pulling it first");
+                let id = id.clone();
+                tokio::task::spawn_blocking(move || {
+                    agentgen_models::pull_named(
+                        Some(&id),
+                        None,
+                        &ModelCache::from_env(),
+                        &PullOptions::default(),
+                    )
+                })
+                .await
+                .map_err(|e| CliError::Failed(format!("pull task: {e}")))?
+                .map_err(|e| CliError::Failed(format!("pull failed: {e}")))?;
             }
         }
         let mut config = LocalConfig::new(resolved.path());
@@ -223,24 +249,6 @@ pub mod local {
             .map_err(|e| CliError::Backend(e.into()))?;
         Ok(Arc::new(backend))
     }
-
-    /// The catalog entry named `name` (id or alias), or the default model when `None`; an unknown
-    /// name is [`CliError::UnknownModel`] listing the models that can be pulled.
-    pub fn catalog_entry(name: Option<&str>) -> CliResult<&'static CatalogEntry> {
-        let catalog = Catalog::builtin();
-        match name {
-            None => Ok(default_model()),
-            Some(name) => catalog.get(name).ok_or_else(|| CliError::UnknownModel {
-                name: name.to_owned(),
-                known: catalog
-                    .models
-                    .iter()
-                    .filter(|m| m.has_local_source())
-                    .map(|m| m.id.clone())
-                    .collect(),
-            }),
-        }
-    }
 }
 
 #[cfg(feature = "groq")]
@@ -250,7 +258,7 @@ mod remote {
     use std::sync::Arc;
 
     use agentgen_core::ChatBackend;
-    use agentgen_groq::{OpenAiBackend, OpenAiConfig};
+    use agentgen_groq::{OpenAiBackend, OpenAiConfig, Provider};
 
     use super::BackendChoice;
     use crate::config::{BackendKind, Settings, DEFAULT_GROQ_MODEL};
@@ -273,6 +281,17 @@ mod remote {
                 let url = settings.base_url.clone().unwrap_or_default();
                 let mut c =
                     OpenAiConfig::compatible(url, choice.model.as_deref().unwrap_or("default"));
+                if let Some(name) = &settings.openai.provider {
+                    let provider = Provider::from_profile_name(name)
+                        .filter(|p| *p != Provider::Groq)
+                        .ok_or_else(|| {
+                            CliError::Config(format!(
+                                "[openai] provider `{name}` is not one of openai, llama-server, \
+                                 ollama, vllm, openai-compatible (use --backend groq for Groq)"
+                            ))
+                        })?;
+                    c = c.with_provider(provider);
+                }
                 if let Some(key) = &settings.openai.api_key {
                     c = c.with_api_key(key.expose());
                 }

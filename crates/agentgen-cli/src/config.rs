@@ -15,7 +15,7 @@ use crate::error::{CliError, CliResult};
 
 /// The Groq model used when none is configured.
 #[cfg(feature = "groq")]
-pub const DEFAULT_GROQ_MODEL: &str = "llama-3.1-8b-instant";
+pub const DEFAULT_GROQ_MODEL: &str = "openai/gpt-oss-20b";
 /// The file name looked for in the working directory.
 pub const PROJECT_FILE: &str = "agentgen.toml";
 
@@ -96,6 +96,10 @@ pub struct RemoteSettings {
     /// The API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<Secret>,
+    /// `[openai] provider`: whose rules the endpoint follows — `openai`, `llama-server`,
+    /// `ollama`, `vllm` or `openai-compatible` (default: requests are sent as they are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 /// Settings of the in-process engine (`[local]`).

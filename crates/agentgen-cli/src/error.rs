@@ -69,6 +69,12 @@ pub enum CliError {
         /// The catalog name to pull.
         name: String,
     },
+    /// A `--model` path names no file.
+    #[error("model file {} does not exist; give the path of a GGUF file, or a catalog name (`agentgen models` lists them, `agentgen pull NAME` fetches one)", .path.display())]
+    ModelFileMissing {
+        /// The path given.
+        path: PathBuf,
+    },
     /// The server under test is not provably local.
     #[error("verify-local failed: {0}")]
     NotLocal(String),
@@ -106,7 +112,9 @@ impl CliError {
             | Self::MissingApiKey { .. }
             | Self::Config(_)
             | Self::TeamFile(_) => EXIT_CONFIG,
-            Self::UnknownModel { .. } | Self::ModelMissing { .. } => EXIT_MODEL,
+            Self::UnknownModel { .. }
+            | Self::ModelMissing { .. }
+            | Self::ModelFileMissing { .. } => EXIT_MODEL,
             Self::Backend(BackendError::ModelNotFound { .. } | BackendError::ModelFile(_)) => {
                 EXIT_MODEL
             }

@@ -3,6 +3,8 @@
 //! machine. A thin layer over the library crates: it merges configuration (see [`config`]),
 //! picks a backend, and prints results to stdout and logs to stderr.
 
+#![forbid(unsafe_code)]
+
 #[macro_use]
 mod output;
 mod backends;

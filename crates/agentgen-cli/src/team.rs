@@ -14,7 +14,7 @@
 //! system_message = "You write."
 //! tools = ["word_count"]        # from the built-in set
 //! backend = "groq"              # optional: this agent's own backend
-//! model = "llama-3.1-8b-instant" # optional
+//! model = "openai/gpt-oss-20b"   # optional
 //! handoffs = ["reviewer"]       # swarm teams: agents it may hand over to
 //! ```
 

@@ -3,8 +3,8 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use agentgen_core::clock::UtcDateTime;
 use agentgen_core::tools::{FunctionTool, Tool};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -68,25 +68,7 @@ pub fn builtin(name: &str) -> Option<Arc<dyn Tool>> {
 
 /// Now, as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn utc_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format_utc(secs)
-}
-
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian calendar).
-pub fn format_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    UtcDateTime::now().iso8601()
 }
 
 #[cfg(test)]
@@ -112,8 +94,7 @@ mod tests {
 
     #[test]
     fn utc_formatting_is_right() {
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_utc(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(UtcDateTime::from_unix(951_782_400).iso8601(), "2000-02-29T00:00:00Z");
+        assert_eq!(UtcDateTime::from_unix(1_700_000_000).iso8601(), "2023-11-14T22:13:20Z");
     }
 }

@@ -51,7 +51,7 @@ fn code(out: &Output) -> i32 {
 /// The real test model, or `None` when AGENTGEN_SKIP_MODEL_TESTS=1. Fails loudly otherwise.
 #[cfg(feature = "local")]
 fn test_model() -> Option<std::path::PathBuf> {
-    agentgen_local::cache::model_for_tests()
+    agentgen_models::cache::model_for_tests()
 }
 
 #[test]

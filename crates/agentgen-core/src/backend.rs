@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::BackendError;
 use crate::message::ChatMessage;
-use crate::request::ChatRequest;
+use crate::request::{ChatRequest, SamplingSetting};
 use crate::response::{ChatChunk, ChatResponse, FinishReason};
 
 /// A stream of chunks. Dropping it cancels the generation behind it.
@@ -48,6 +48,10 @@ pub struct Capabilities {
     pub streaming: bool,
     /// Context size in tokens, when known.
     pub context_length: Option<usize>,
+    /// The [`Sampling`](crate::request::Sampling) settings it honours; a request that sets
+    /// others gets them dropped or refused, as the backend's profile says.
+    #[serde(default)]
+    pub sampling: Vec<SamplingSetting>,
 }
 
 impl Default for Capabilities {
@@ -58,6 +62,7 @@ impl Default for Capabilities {
             json_output: true,
             streaming: true,
             context_length: None,
+            sampling: Vec::new(),
         }
     }
 }

@@ -1,6 +1,9 @@
-//! The one error type every backend returns, with variants a caller can act on.
+//! The errors of core: [`BackendError`], the one error type every backend returns, and
+//! [`AgentError`], why an agent or a team could not go on; both with variants a caller can act on.
 
 use std::time::Duration;
+
+use crate::tools::ToolError;
 
 /// What went wrong talking to a model, in terms a caller can act on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -132,6 +135,47 @@ impl BackendError {
             _ => None,
         }
     }
+}
+
+/// Why an agent or a team could not go on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The model backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A tool could not be registered.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    /// The caller cancelled the run.
+    #[error("cancelled")]
+    Cancelled,
+    /// The agent or team was configured wrongly.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Saved state could not be read.
+    #[error("invalid state: {0}")]
+    State(String),
+    /// The model's answer did not parse into the agent's output type.
+    #[error("structured output did not parse: {message}; output was: {raw}")]
+    StructuredOutput {
+        /// What was wrong.
+        message: String,
+        /// The model's text.
+        raw: String,
+    },
+    /// The input function of a user proxy failed.
+    #[error("user input failed: {0}")]
+    Input(String),
+    /// A memory store failed.
+    #[error("memory failed: {0}")]
+    Memory(String),
+    /// A message named an agent the team does not have.
+    #[error("unknown agent `{0}`")]
+    UnknownAgent(String),
+    /// Running code failed for reasons outside the code (could not spawn, no work dir).
+    #[error("code execution failed: {0}")]
+    CodeExecution(String),
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::agent::AgentError;
+use crate::error::AgentError;
 use crate::message::{ChatMessage, ToolCall};
 use crate::response::Usage;
 

@@ -89,6 +89,15 @@ fn chain_info(backends: &[Arc<dyn ChatBackend>]) -> BackendInfo {
                 .iter()
                 .filter_map(|b| b.info().capabilities.context_length)
                 .min(),
+            // A setting is honoured only if every backend of the chain honours it.
+            sampling: primary
+                .info()
+                .capabilities
+                .sampling
+                .iter()
+                .copied()
+                .filter(|s| backends.iter().all(|b| b.info().capabilities.sampling.contains(s)))
+                .collect(),
         },
     }
 }

@@ -6,9 +6,11 @@
 //! live in their own crates and plug in through [`ChatBackend`].
 
 pub mod backend;
+pub mod clock;
 pub mod error;
 pub mod fallback;
 pub mod message;
+pub mod openai;
 pub mod request;
 pub mod response;
 
@@ -26,7 +28,8 @@ pub use error::BackendError;
 pub use fallback::FallbackBackend;
 pub use message::{ChatMessage, FunctionCall, ToolCall};
 pub use request::{
-    ChatRequest, FunctionSpec, JsonSchemaFormat, ResponseFormat, ToolChoice, ToolSpec,
+    ChatRequest, FunctionSpec, JsonSchemaFormat, ResponseFormat, Sampling, SamplingSetting,
+    ToolChoice, ToolSpec,
 };
 pub use response::{
     ChatChunk, ChatResponse, FinishReason, StreamAccumulator, Timings, ToolCallDelta, Usage,

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::agent::AgentError;
+use crate::error::AgentError;
 use crate::message::ChatMessage;
 
 /// One remembered item.

@@ -32,15 +32,11 @@ pub struct ChatRequest {
     /// Nucleus sampling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
-    /// Top-k sampling (local backends; not an OpenAI field).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_k: Option<u32>,
-    /// Min-p sampling (local backends; not an OpenAI field).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_p: Option<f32>,
-    /// Repetition penalty, 1.0 = off (local backends; not an OpenAI field).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repeat_penalty: Option<f32>,
+    /// Sampling settings beyond OpenAI's (`top_k`, `min_p`, `repeat_penalty`: top-level
+    /// fields on the wire). Each backend says which it honours in
+    /// [`Capabilities::sampling`](crate::Capabilities::sampling).
+    #[serde(flatten)]
+    pub sampling: Sampling,
     /// Seed for reproducible sampling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -101,6 +97,88 @@ impl ChatRequest {
             None if self.tools.is_empty() => ToolChoice::None,
             None => ToolChoice::Auto,
         }
+    }
+}
+
+/// Sampling settings that are not OpenAI fields. Local engines honour all of them; remote
+/// providers some or none (see each provider profile), and a provider drops or refuses the
+/// ones it does not honour as one field, [`ChatRequest::sampling`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// Top-k sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    /// Min-p sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_p: Option<f32>,
+    /// Repetition penalty, 1.0 = off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_penalty: Option<f32>,
+}
+
+/// One of the [`Sampling`] settings, by its wire name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplingSetting {
+    /// `top_k`.
+    TopK,
+    /// `min_p`.
+    MinP,
+    /// `repeat_penalty`.
+    RepeatPenalty,
+}
+
+impl SamplingSetting {
+    /// Every setting.
+    pub const ALL: [Self; 3] = [Self::TopK, Self::MinP, Self::RepeatPenalty];
+
+    /// The field's name on the wire.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::TopK => "top_k",
+            Self::MinP => "min_p",
+            Self::RepeatPenalty => "repeat_penalty",
+        }
+    }
+}
+
+impl std::fmt::Display for SamplingSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.field())
+    }
+}
+
+impl Sampling {
+    /// Whether `setting` has a value.
+    pub fn is_set(&self, setting: SamplingSetting) -> bool {
+        match setting {
+            SamplingSetting::TopK => self.top_k.is_some(),
+            SamplingSetting::MinP => self.min_p.is_some(),
+            SamplingSetting::RepeatPenalty => self.repeat_penalty.is_some(),
+        }
+    }
+
+    /// The settings that have a value.
+    pub fn set(&self) -> impl Iterator<Item = SamplingSetting> + '_ {
+        SamplingSetting::ALL.into_iter().filter(|s| self.is_set(*s))
+    }
+
+    /// The set settings not in `honoured`.
+    pub fn unsupported(&self, honoured: &[SamplingSetting]) -> Vec<SamplingSetting> {
+        self.set().filter(|s| !honoured.contains(s)).collect()
+    }
+
+    /// Clears every setting not in `honoured`; returns the ones cleared.
+    pub fn retain(&mut self, honoured: &[SamplingSetting]) -> Vec<SamplingSetting> {
+        let dropped = self.unsupported(honoured);
+        for setting in &dropped {
+            match setting {
+                SamplingSetting::TopK => self.top_k = None,
+                SamplingSetting::MinP => self.min_p = None,
+                SamplingSetting::RepeatPenalty => self.repeat_penalty = None,
+            }
+        }
+        dropped
     }
 }
 
@@ -328,6 +406,19 @@ mod tests {
         assert_eq!(req.effective_tool_choice(), ToolChoice::None);
         req.tools.push(ToolSpec::function("f", "d", json!({"type": "object"})));
         assert_eq!(req.effective_tool_choice(), ToolChoice::Auto);
+    }
+
+    #[test]
+    fn sampling_settings_are_top_level_fields_and_retained_by_what_is_honoured() {
+        let body = json!({"messages": [], "top_k": 4, "repeat_penalty": 1.5});
+        let mut req: ChatRequest = serde_json::from_value(body.clone()).unwrap();
+        assert_eq!(req.sampling.top_k, Some(4));
+        assert_eq!(serde_json::to_value(&req).unwrap(), body);
+        let set: Vec<_> = req.sampling.set().collect();
+        assert_eq!(set, [SamplingSetting::TopK, SamplingSetting::RepeatPenalty]);
+        let dropped = req.sampling.retain(&[SamplingSetting::TopK]);
+        assert_eq!(dropped, [SamplingSetting::RepeatPenalty]);
+        assert_eq!(serde_json::to_value(&req).unwrap(), json!({"messages": [], "top_k": 4}));
     }
 
     #[test]

@@ -40,7 +40,7 @@ impl Usage {
         Self {
             prompt_tokens,
             completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
             cached_tokens,
         }
     }
@@ -50,10 +50,10 @@ impl std::ops::Add for Usage {
     type Output = Usage;
     fn add(self, o: Usage) -> Usage {
         Usage {
-            prompt_tokens: self.prompt_tokens + o.prompt_tokens,
-            completion_tokens: self.completion_tokens + o.completion_tokens,
-            total_tokens: self.total_tokens + o.total_tokens,
-            cached_tokens: self.cached_tokens + o.cached_tokens,
+            prompt_tokens: self.prompt_tokens.saturating_add(o.prompt_tokens),
+            completion_tokens: self.completion_tokens.saturating_add(o.completion_tokens),
+            total_tokens: self.total_tokens.saturating_add(o.total_tokens),
+            cached_tokens: self.cached_tokens.saturating_add(o.cached_tokens),
         }
     }
 }
@@ -64,8 +64,9 @@ impl std::ops::AddAssign for Usage {
     }
 }
 
-/// How long a response took, llama-server style.
+/// How long a response took, llama-server style. Fields a server leaves out read as 0.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Timings {
     /// Prompt tokens actually evaluated (cached ones excluded).
     pub prompt_n: u32,

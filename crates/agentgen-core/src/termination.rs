@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::agent::AgentError;
+use crate::error::AgentError;
 use crate::events::{AgentEvent, AgentMessage, MessageKind};
 
 /// A condition that watches a run's events and says when to stop.

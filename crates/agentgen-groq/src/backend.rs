@@ -17,12 +17,12 @@ use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use crate::config::{ConfigError, OpenAiConfig, Provider, GROQ_API_KEY_VAR};
+use crate::config::{ConfigError, OpenAiConfig, GROQ_API_KEY_VAR};
 use crate::errors::{map_status, should_retry_status, ErrorBody};
 use crate::ratelimit::RateLimits;
 use crate::stream::{chat_stream, error_text};
 use crate::tokens::TokenCounter;
-use crate::wire::{check_extra, parse_completion, parse_models, request_body, ModelInfo};
+use crate::wire::{parse_completion, parse_models, request_body, ModelInfo};
 
 /// A chat backend for Groq or any OpenAI-compatible endpoint.
 ///
@@ -39,7 +39,7 @@ pub struct OpenAiBackend {
     tokens: TokenCounter,
 }
 
-/// The Groq flavour of [`OpenAiBackend`]: `GroqBackend::from_env("llama-3.1-8b-instant")`.
+/// The Groq flavour of [`OpenAiBackend`]: `GroqBackend::from_env("openai/gpt-oss-20b")`.
 pub type GroqBackend = OpenAiBackend;
 
 /// One failed attempt, and whether another may succeed.
@@ -67,10 +67,11 @@ impl OpenAiBackend {
         };
         let (chat_url, models_url) = (route("chat/completions")?, route("models")?);
         let key = config.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
-        if config.provider == Provider::Groq && key.is_none() {
+        let profile = config.provider.profile();
+        if profile.key_required && key.is_none() {
             return Err(ConfigError::MissingApiKey { var: GROQ_API_KEY_VAR });
         }
-        check_extra(config.provider, &config.extra_body)?;
+        profile.check_extra(&config.extra_body)?;
         let mut headers = HeaderMap::new();
         if let Some(key) = key {
             let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
@@ -98,6 +99,7 @@ impl OpenAiBackend {
                 json_output: true,
                 streaming: true,
                 context_length: config.context_length,
+                sampling: profile.sampling.to_vec(),
             },
         };
         Ok(Self { config, http, info, chat_url, models_url, limits: Arc::default(), tokens })
@@ -261,7 +263,7 @@ impl OpenAiBackend {
         stream: bool,
     ) -> Result<(Value, String, u64), BackendError> {
         let body = request_body(
-            self.config.provider,
+            self.config.provider.profile(),
             &self.config.model,
             req,
             stream,
@@ -270,6 +272,32 @@ impl OpenAiBackend {
         let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_owned();
         let prompt = self.tokens.count_messages(&req.messages).unwrap_or(0) as u64;
         Ok((body, model, prompt + u64::from(req.max_tokens.unwrap_or(0))))
+    }
+
+    /// Where the provider treats a named `tool_choice` as `auto` (llama-server), an answer
+    /// that does not call the named function is [`BackendError::ToolUseFailed`], as a
+    /// provider that enforces the choice would have made sure it never is.
+    fn check_named_choice(
+        &self,
+        req: &ChatRequest,
+        resp: ChatResponse,
+    ) -> Result<ChatResponse, BackendError> {
+        let Some(agentgen_core::ToolChoice::Function(name)) = &req.tool_choice else {
+            return Ok(resp);
+        };
+        if !self.config.provider.profile().named_tool_choice_is_auto
+            || resp.tool_calls().iter().any(|c| &c.function.name == name)
+        {
+            return Ok(resp);
+        }
+        Err(BackendError::ToolUseFailed {
+            message: format!(
+                "tool_choice named `{name}`, but the {} server treats a named choice as auto and \
+                 the model did not call it",
+                self.config.provider.profile().name
+            ),
+            failed_generation: resp.text().map(str::to_owned),
+        })
     }
 
     /// Fills in what `GET /models` offers when a model was not found.
@@ -344,7 +372,7 @@ impl ChatBackend for OpenAiBackend {
             self.timed(send).await
         };
         match self.with_retries(tokens, attempt).await {
-            Ok(resp) => Ok(resp),
+            Ok(resp) => self.check_named_choice(&req, resp),
             Err(e) => Err(self.explain(e).await),
         }
     }

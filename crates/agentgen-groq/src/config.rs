@@ -6,33 +6,72 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::profile::{self, ProviderProfile};
+
 /// Groq's OpenAI-compatible base URL.
 pub const GROQ_BASE_URL: &str = "https://api.groq.com/openai/v1";
 
 /// The environment variable Groq's key is read from.
 pub const GROQ_API_KEY_VAR: &str = "GROQ_API_KEY";
 
-/// Which dialect of the OpenAI API the endpoint speaks.
+/// Which dialect of the OpenAI API the endpoint speaks; each has a
+/// [`ProviderProfile`] stating its rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Provider {
-    /// Groq: its request rules are checked before sending (no `messages[].name`, at most 4
-    /// stop sequences, `json_schema` neither streamed nor with tools, no logprobs,
-    /// `n` = 1), `max_completion_tokens` carries the token limit, a key is required.
+    /// Groq ([`profile::GROQ`]): no `messages[].name`, at most 4 stop sequences,
+    /// `json_schema` neither streamed nor with tools and strict only on gpt-oss, no logprobs,
+    /// `n` = 1, `max_completion_tokens`, a key required.
     #[default]
     Groq,
-    /// Any OpenAI-compatible server (OpenAI, vLLM, TGI, Ollama, llama-server, `agentgen
-    /// serve`): the request is sent as it is, with `max_tokens`; the key is optional.
+    /// OpenAI's own API ([`profile::OPENAI`]).
+    OpenAi,
+    /// llama.cpp's llama-server or `agentgen serve` ([`profile::LLAMA_SERVER`]).
+    LlamaServer,
+    /// Ollama ([`profile::OLLAMA`]).
+    Ollama,
+    /// vLLM ([`profile::VLLM`]).
+    Vllm,
+    /// Any other OpenAI-compatible server ([`profile::OPENAI_COMPATIBLE`]): the request is
+    /// sent as it is, with `max_tokens`; the key is optional.
     OpenAiCompatible,
 }
 
 impl Provider {
-    /// The short name used in [`agentgen_core::BackendInfo::name`].
+    /// The short name used in [`agentgen_core::BackendInfo::name`]: `groq` for Groq,
+    /// `openai` for every other OpenAI-compatible endpoint.
     pub fn name(self) -> &'static str {
         match self {
             Self::Groq => "groq",
-            Self::OpenAiCompatible => "openai",
+            _ => "openai",
         }
+    }
+
+    /// The rules of this dialect.
+    pub fn profile(self) -> &'static ProviderProfile {
+        match self {
+            Self::Groq => &profile::GROQ,
+            Self::OpenAi => &profile::OPENAI,
+            Self::LlamaServer => &profile::LLAMA_SERVER,
+            Self::Ollama => &profile::OLLAMA,
+            Self::Vllm => &profile::VLLM,
+            Self::OpenAiCompatible => &profile::OPENAI_COMPATIBLE,
+        }
+    }
+
+    /// The provider whose profile is named `name` (`groq`, `openai`, `llama-server`,
+    /// `ollama`, `vllm`, `openai-compatible`).
+    pub fn from_profile_name(name: &str) -> Option<Self> {
+        [
+            Self::Groq,
+            Self::OpenAi,
+            Self::LlamaServer,
+            Self::Ollama,
+            Self::Vllm,
+            Self::OpenAiCompatible,
+        ]
+        .into_iter()
+        .find(|p| p.profile().name == name)
     }
 }
 
@@ -42,7 +81,7 @@ pub struct OpenAiConfig {
     /// Base URL up to and including the version, e.g. `https://api.groq.com/openai/v1`;
     /// routes such as `/chat/completions` are appended.
     pub base_url: String,
-    /// Bearer key. Required for [`Provider::Groq`].
+    /// Bearer key. Required where the provider's profile says so (Groq, OpenAI).
     pub api_key: Option<String>,
     /// The model used when a request names none.
     pub model: String,
@@ -124,6 +163,12 @@ impl OpenAiConfig {
         self
     }
 
+    /// Sets the provider (and so the request rules), keeping the URL and key.
+    pub fn with_provider(mut self, provider: Provider) -> Self {
+        self.provider = provider;
+        self
+    }
+
     /// Sets the base URL (e.g. a test server speaking Groq's format).
     pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
         self.base_url = base_url.into();
@@ -172,7 +217,7 @@ impl OpenAiConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// Groq needs a key and none was given.
+    /// The provider needs a key and none was given.
     #[error("no API key: set {var} or put a key in the config")]
     MissingApiKey {
         /// The environment variable that was read.

@@ -72,6 +72,9 @@ pub fn map_status(
             failed_generation: body.failed_generation.clone(),
         },
         401 | 403 => BackendError::Unauthorized { message: format!("HTTP {status}: {message}") },
+        400 if body.code.as_deref() == Some("model_decommissioned") => {
+            BackendError::ModelNotFound { model: model.to_owned(), available: Vec::new() }
+        }
         404 if is_model_not_found(body) => {
             BackendError::ModelNotFound { model: model.to_owned(), available: Vec::new() }
         }
@@ -169,6 +172,10 @@ mod tests {
         assert!(matches!(map(401, "{}"), BackendError::Unauthorized { .. }));
         assert!(matches!(
             map(404, r#"{"error":{"message":"The model `m` does not exist","code":"model_not_found"}}"#),
+            BackendError::ModelNotFound { model, .. } if model == "m"
+        ));
+        assert!(matches!(
+            map(400, r#"{"error":{"message":"The model `m` has been decommissioned","code":"model_decommissioned"}}"#),
             BackendError::ModelNotFound { model, .. } if model == "m"
         ));
         assert!(matches!(map(404, "no route"), BackendError::InvalidRequest { .. }));

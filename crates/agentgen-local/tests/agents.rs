@@ -22,7 +22,7 @@ static ALONE: LazyLock<Mutex<()>> = LazyLock::new(|| Mutex::new(()));
 
 fn backend() -> Option<Arc<dyn ChatBackend>> {
     static SHARED: OnceLock<LocalBackend> = OnceLock::new();
-    let path = agentgen_local::cache::model_for_tests()?;
+    let path = agentgen_models::cache::model_for_tests()?;
     let engine = SHARED
         .get_or_init(|| LocalBackend::load(LocalConfig::new(path)).expect("the test model loads"));
     Some(Arc::new(engine.clone()))

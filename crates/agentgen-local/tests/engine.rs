@@ -23,7 +23,7 @@ use tokio::sync::RwLock;
 static ALONE: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
 
 fn model_path() -> Option<PathBuf> {
-    agentgen_local::cache::model_for_tests()
+    agentgen_models::cache::model_for_tests()
 }
 
 /// The engine most tests share (default settings), loaded once per test binary.

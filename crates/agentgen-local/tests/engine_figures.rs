@@ -16,7 +16,7 @@ use agentgen_local::format::PromptSegment;
 use agentgen_local::{GenerateOptions, LocalBackend, LocalConfig};
 
 fn load() -> LocalBackend {
-    let path = agentgen_local::cache::test_model_path().unwrap_or_else(|e| panic!("{e}"));
+    let path = agentgen_models::cache::test_model_path().unwrap_or_else(|e| panic!("{e}"));
     let threads =
         std::env::var("AGENTGEN_FIGURE_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
     let mut config = LocalConfig::new(path);

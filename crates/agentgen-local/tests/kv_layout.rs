@@ -7,7 +7,7 @@ use agentgen_local::{KvLayout, LocalBackend, LocalConfig};
 use futures::StreamExt;
 
 fn load(layout: KvLayout, context_size: u32) -> Option<LocalBackend> {
-    let path = agentgen_local::cache::model_for_tests()?;
+    let path = agentgen_models::cache::model_for_tests()?;
     let mut config = LocalConfig::new(path);
     config.context_size = Some(context_size);
     config.slots = 2;

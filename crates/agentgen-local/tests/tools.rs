@@ -33,7 +33,7 @@ const SEED: u64 = 7;
 const MAX_TOKENS: u32 = 96;
 
 fn model_path() -> Option<PathBuf> {
-    agentgen_local::cache::model_for_tests()
+    agentgen_models::cache::model_for_tests()
 }
 
 /// The engine every test of this binary shares, loaded once.

@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let model = match model {
         Some(m) => m,
-        None => agentgen_local::cache::test_model_path()?,
+        None => agentgen_models::cache::test_model_path()?,
     };
     let local = LocalConfig::new(&model);
     config.max_concurrent = local.slots;

@@ -16,7 +16,8 @@ use futures::StreamExt;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::state::{AppState, SlotGuard};
-use crate::wire::{completion_json, parse_chat_request, ChunkWriter};
+use crate::wire::{check_sampling, parse_chat_request};
+use agentgen_core::openai::{ChatCompletion, ChatCompletionChunk, ChunkWriter};
 
 /// Maps axum's body rejections (too large, unreadable) to OpenAI errors.
 pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
@@ -58,7 +59,10 @@ pub(crate) async fn chat_completions(
     let body = body.map_err(body_rejection)?;
     let parsed = parse_chat_request(&body)?;
     let backend = state.ready_backend()?;
+    let stream = parsed.stream == Some(true);
+    let include_usage = parsed.stream_options.is_some_and(|o| o.include_usage);
     let mut request = parsed.request;
+    check_sampling(&request, &backend.info().capabilities.sampling)?;
     if let Some(model) = &request.model {
         if !model_matches(&state, backend.as_ref(), model) {
             return Err(ApiError::model_not_found(model));
@@ -70,7 +74,7 @@ pub(crate) async fn chat_completions(
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now_secs();
 
-    if !parsed.stream {
+    if !stream {
         let guard = CancelGuard(Some(metrics.clone()));
         let result = backend.complete(request).await;
         guard.disarm();
@@ -79,13 +83,17 @@ pub(crate) async fn chat_completions(
         metrics.record_latency(started.elapsed());
         metrics.record_usage(&resp.usage);
         if let Some(t) = &resp.timings {
-            metrics.record_ttft(std::time::Duration::from_secs_f64(
-                t.time_to_first_token_ms.max(0.0) / 1000.0,
-            ));
+            // A remote backend's timings are its word: a negative, NaN or huge figure is
+            // dropped, never turned into a panic.
+            if let Ok(ttft) =
+                std::time::Duration::try_from_secs_f64(t.time_to_first_token_ms / 1000.0)
+            {
+                metrics.record_ttft(ttft);
+            }
         }
         let model =
             if resp.model.is_empty() { backend.info().model.clone() } else { resp.model.clone() };
-        return Ok(Json(completion_json(&resp, &id, created, &model)).into_response());
+        return Ok(Json(ChatCompletion::from_response(&resp, &id, created, &model)).into_response());
     }
 
     let mut stream = backend.stream(request).await?;
@@ -96,12 +104,7 @@ pub(crate) async fn chat_completions(
         Some(Err(e)) => return Err(e.into()),
         None => None,
     };
-    let writer = ChunkWriter {
-        id,
-        created,
-        model: backend.info().model.clone(),
-        include_usage: parsed.include_usage,
-    };
+    let writer = ChunkWriter { id, created, model: backend.info().model.clone(), include_usage };
     let sse = SseState {
         stream,
         pending: first,
@@ -142,8 +145,12 @@ struct SseState {
     _slot: SlotGuard,
 }
 
-fn data(v: &serde_json::Value) -> Event {
-    Event::default().data(v.to_string())
+fn data(chunk: &ChatCompletionChunk) -> Event {
+    Event::default().data(serde_json::to_string(chunk).unwrap_or_default())
+}
+
+fn error_data(error: ApiError) -> Event {
+    Event::default().data(error.body().to_string())
 }
 
 impl SseState {
@@ -165,14 +172,14 @@ impl SseState {
                     Some(Err(e)) => {
                         self.phase = Phase::Done;
                         tracing::warn!(error = %e, "stream failed mid-way");
-                        vec![data(&crate::error::ApiError::from(e).body())]
+                        vec![error_data(ApiError::from(e))]
                     }
                     None => {
                         self.phase = Phase::Done;
                         let e = agentgen_core::BackendError::Protocol(
                             "the backend's stream ended before a finish reason".into(),
                         );
-                        vec![data(&crate::error::ApiError::from(e).body())]
+                        vec![error_data(ApiError::from(e))]
                     }
                 })
             }

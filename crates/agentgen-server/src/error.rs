@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use agentgen_core::openai::{ErrorObject, ErrorResponse};
 use agentgen_core::BackendError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
 /// An error answered to an API client: an HTTP status and OpenAI's error body.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,23 +25,6 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
     /// The model's raw output for `tool_use_failed` (Groq's field); boxed to keep the error small.
     pub failed_generation: Option<Box<String>>,
-}
-
-/// The JSON body of an [`ApiError`].
-#[derive(Debug, Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorObject<'a>,
-}
-
-#[derive(Debug, Serialize)]
-struct ErrorObject<'a> {
-    message: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    param: Option<&'a str>,
-    code: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failed_generation: Option<&'a str>,
 }
 
 impl ApiError {
@@ -117,13 +100,13 @@ impl ApiError {
 
     /// The body as a JSON value (also used for errors inside an SSE stream).
     pub fn body(&self) -> serde_json::Value {
-        serde_json::to_value(ErrorBody {
+        serde_json::to_value(ErrorResponse {
             error: ErrorObject {
-                message: &self.message,
-                kind: self.kind,
-                param: self.param.as_deref(),
-                code: self.code.as_deref(),
-                failed_generation: self.failed_generation.as_deref().map(String::as_str),
+                message: self.message.clone(),
+                kind: Some(self.kind.to_owned()),
+                param: self.param.clone(),
+                code: self.code.clone(),
+                failed_generation: self.failed_generation.as_deref().cloned(),
             },
         })
         .unwrap_or_else(|_| serde_json::json!({"error": {"message": self.message}}))

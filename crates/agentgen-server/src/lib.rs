@@ -29,7 +29,7 @@ pub use attest::{hash_file, hostname, Attestation, FileDigest, ModelAttestationS
 pub use config::{ServeConfig, ServeError};
 pub use error::ApiError;
 pub use routes::router;
-pub use state::AppState;
+pub use state::{check_local_only, AppState};
 pub use verify::{verify_local, verify_local_with, Check, VerifyOptions, VerifyReport};
 
 /// A bound, not yet running server. Lets a caller learn the address and install the backend
@@ -137,14 +137,6 @@ pub async fn serve(
     attestation: Option<ModelAttestationSource>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if let agentgen_core::Locality::Remote { endpoint } = &backend.info().locality {
-        if config.local_only {
-            return Err(ServeError::RemoteBackendRefused {
-                backend: backend.info().name.clone(),
-                endpoint: endpoint.clone(),
-            });
-        }
-    }
     let server = Server::bind(config, attestation).await?;
     server.state().install_backend(backend)?;
     server.run(shutdown).await

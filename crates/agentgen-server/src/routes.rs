@@ -1,5 +1,6 @@
 //! The router: routes, authentication, metrics, body limit and CORS.
 
+use agentgen_core::openai::{ModelList, ModelObject};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -97,24 +98,30 @@ fn keys_match(presented: &str, expected: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
-fn model_object(state: &AppState, id: &str) -> serde_json::Value {
-    json!({"id": id, "object": "model", "created": state.inner.started, "owned_by": "agentgen"})
+fn model_object(state: &AppState, id: &str) -> ModelObject {
+    ModelObject {
+        id: id.to_owned(),
+        object: "model".to_owned(),
+        created: state.inner.started,
+        owned_by: Some("agentgen".to_owned()),
+        context_window: None,
+        active: None,
+        meta: None,
+    }
 }
 
-async fn list_models(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn list_models(State(state): State<AppState>) -> Result<Json<ModelList>, ApiError> {
     let backend = state.ready_backend()?;
     let info = backend.info();
-    let mut data = vec![model_object(&state, &info.model)];
-    if let Some(ctx) = info.capabilities.context_length {
-        data[0]["meta"] = json!({"n_ctx": ctx});
-    }
-    Ok(Json(json!({"object": "list", "data": data})))
+    let mut model = model_object(&state, &info.model);
+    model.meta = info.capabilities.context_length.map(|ctx| json!({"n_ctx": ctx}));
+    Ok(Json(ModelList { object: "list".to_owned(), data: vec![model] }))
 }
 
 async fn get_model(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ModelObject>, ApiError> {
     let backend = state.ready_backend()?;
     if !model_matches(&state, backend.as_ref(), &id) {
         return Err(ApiError::model_not_found(&id));

@@ -103,7 +103,6 @@ impl AppState {
         backend: Arc<dyn ChatBackend>,
         attestation: Option<ModelAttestationSource>,
     ) -> Result<Self, ServeError> {
-        check_local_only(config.local_only, backend.as_ref())?;
         let state = Self::loading(config, attestation);
         state.install_backend(backend)?;
         Ok(state)
@@ -111,7 +110,7 @@ impl AppState {
 
     /// Starts serving with this backend. Refuses a remote one under `local_only`, and a second one.
     pub fn install_backend(&self, backend: Arc<dyn ChatBackend>) -> Result<(), ServeError> {
-        check_local_only(self.inner.local_only, backend.as_ref())?;
+        check_local_only(self.inner.local_only, &backend.info().name, &backend.info().locality)?;
         let mut load = self.inner.load.write().unwrap_or_else(|p| p.into_inner());
         if matches!(*load, Load::Ready(_)) {
             return Err(ServeError::BackendAlreadySet);
@@ -200,12 +199,17 @@ impl AppState {
     }
 }
 
-fn check_local_only(local_only: bool, backend: &dyn ChatBackend) -> Result<(), ServeError> {
-    let info = backend.info();
-    match &info.locality {
+/// The `local_only` rule, the one place it is written: under `local_only` a backend whose
+/// model runs behind a network endpoint is [`ServeError::RemoteBackendRefused`].
+pub fn check_local_only(
+    local_only: bool,
+    backend: &str,
+    locality: &agentgen_core::Locality,
+) -> Result<(), ServeError> {
+    match locality {
         agentgen_core::Locality::Remote { endpoint } if local_only => {
             Err(ServeError::RemoteBackendRefused {
-                backend: info.name.clone(),
+                backend: backend.to_owned(),
                 endpoint: endpoint.clone(),
             })
         }

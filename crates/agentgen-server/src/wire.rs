@@ -1,23 +1,13 @@
-//! The OpenAI chat-completions wire format: parsing and checking request bodies, and the
-//! shapes of responses and stream chunks.
+//! Reading and checking `POST /v1/chat/completions` bodies into core's typed wire format
+//! ([`agentgen_core::openai`]), with a 400 naming the field for every problem; the answers
+//! are written with core's [`ChatCompletion`](agentgen_core::openai::ChatCompletion) and
+//! [`ChunkWriter`](agentgen_core::openai::ChunkWriter).
 
-use agentgen_core::{
-    ChatChunk, ChatRequest, ChatResponse, FinishReason, ResponseFormat, ToolChoice, Usage,
-};
+use agentgen_core::openai::{ChatCompletionRequest, StreamOptions};
+use agentgen_core::{ChatRequest, ResponseFormat, SamplingSetting, ToolChoice};
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-
-/// A parsed `POST /v1/chat/completions` body: core's request plus the transport fields.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChatCompletionRequest {
-    /// The request the backend gets.
-    pub request: ChatRequest,
-    /// Answer as server-sent events.
-    pub stream: bool,
-    /// `stream_options.include_usage`: end the stream with a usage chunk.
-    pub include_usage: bool,
-}
 
 /// Fields OpenAI defines that this server cannot honour; a request that uses them gets a 400
 /// rather than a silently different answer. Each entry says which values are harmless.
@@ -100,7 +90,25 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatCompletionRequest, ApiError
         }
     };
     validate(&request)?;
-    Ok(ChatCompletionRequest { request, stream, include_usage })
+    Ok(ChatCompletionRequest {
+        request,
+        stream: Some(stream),
+        stream_options: Some(StreamOptions { include_usage }),
+    })
+}
+
+/// Refuses [`Sampling`](agentgen_core::Sampling) settings the backend does not honour (a
+/// 400 rather than a silently different answer); `honoured` is the backend's
+/// [`Capabilities::sampling`](agentgen_core::Capabilities::sampling).
+pub fn check_sampling(req: &ChatRequest, honoured: &[SamplingSetting]) -> Result<(), ApiError> {
+    match req.sampling.unsupported(honoured).first() {
+        None => Ok(()),
+        Some(setting) => Err(ApiError::invalid_param(
+            format!("`{setting}` is not supported by this server's backend."),
+            setting.field(),
+        )
+        .with_code("unsupported_parameter")),
+    }
 }
 
 fn wrong_type(param: &str, expected: &str) -> ApiError {
@@ -223,141 +231,6 @@ fn check_schema(schema: &Value, param: &str, must_be_object: bool) -> Result<(),
     Ok(())
 }
 
-/// The `usage` object, with `prompt_tokens_details.cached_tokens`.
-pub fn usage_json(usage: &Usage) -> Value {
-    json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    })
-}
-
-fn finish_str(reason: FinishReason) -> Value {
-    serde_json::to_value(reason).unwrap_or(Value::Null)
-}
-
-/// A whole `chat.completion` object.
-pub fn completion_json(resp: &ChatResponse, id: &str, created: u64, model: &str) -> Value {
-    let mut message = json!({"role": "assistant", "content": resp.message.text()});
-    if !resp.tool_calls().is_empty() {
-        message["tool_calls"] = serde_json::to_value(resp.tool_calls()).unwrap_or(Value::Null);
-    }
-    let mut body = json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "system_fingerprint": Value::Null,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": Value::Null,
-            "finish_reason": finish_str(resp.finish_reason),
-        }],
-        "usage": usage_json(&resp.usage),
-    });
-    if let Some(t) = &resp.timings {
-        body["timings"] = serde_json::to_value(t).unwrap_or(Value::Null);
-    }
-    body
-}
-
-/// Builds the `chat.completion.chunk` objects of one streamed completion.
-#[derive(Debug, Clone)]
-pub struct ChunkWriter {
-    /// Completion id.
-    pub id: String,
-    /// Unix seconds.
-    pub created: u64,
-    /// Model id.
-    pub model: String,
-    /// Whether `usage: null` rides on every chunk and a usage chunk ends the stream.
-    pub include_usage: bool,
-}
-
-impl ChunkWriter {
-    fn chunk(&self, choices: Value) -> Value {
-        let mut c = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": Value::Null,
-            "choices": choices,
-        });
-        if self.include_usage {
-            c["usage"] = Value::Null;
-        }
-        c
-    }
-
-    fn choice(&self, delta: Value, finish: Option<FinishReason>) -> Value {
-        json!([{
-            "index": 0,
-            "delta": delta,
-            "logprobs": Value::Null,
-            "finish_reason": finish.map(finish_str),
-        }])
-    }
-
-    /// The first chunk: the role, empty content.
-    pub fn role(&self) -> Value {
-        self.chunk(self.choice(json!({"role": "assistant", "content": ""}), None))
-    }
-
-    /// A chunk of new text and/or tool-call pieces, or `None` when the backend chunk has neither.
-    pub fn delta(&self, c: &ChatChunk) -> Option<Value> {
-        let mut delta = Map::new();
-        if let Some(text) = c.content.as_deref().filter(|t| !t.is_empty()) {
-            delta.insert("content".into(), json!(text));
-        }
-        if !c.tool_calls.is_empty() {
-            let calls: Vec<Value> = c
-                .tool_calls
-                .iter()
-                .map(|d| {
-                    let mut call = json!({"index": d.index});
-                    if let Some(id) = &d.id {
-                        call["id"] = json!(id);
-                        call["type"] = json!("function");
-                    }
-                    let mut function = Map::new();
-                    if let Some(name) = &d.name {
-                        function.insert("name".into(), json!(name));
-                    }
-                    if let Some(args) = &d.arguments {
-                        function.insert("arguments".into(), json!(args));
-                    } else if d.name.is_some() {
-                        function.insert("arguments".into(), json!(""));
-                    }
-                    call["function"] = Value::Object(function);
-                    call
-                })
-                .collect();
-            delta.insert("tool_calls".into(), Value::Array(calls));
-        }
-        (!delta.is_empty()).then(|| self.chunk(self.choice(Value::Object(delta), None)))
-    }
-
-    /// The chunk that ends the choice: an empty delta, the finish reason, and llama-server's
-    /// `timings` when the backend measured them.
-    pub fn finish(&self, c: &ChatChunk, reason: FinishReason) -> Value {
-        let mut v = self.chunk(self.choice(json!({}), Some(reason)));
-        if let Some(t) = &c.timings {
-            v["timings"] = serde_json::to_value(t).unwrap_or(Value::Null);
-        }
-        v
-    }
-
-    /// The usage chunk sent after the finish chunk under `include_usage`.
-    pub fn usage(&self, usage: &Usage) -> Value {
-        let mut v = self.chunk(json!([]));
-        v["usage"] = usage_json(usage);
-        v
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,7 +246,8 @@ mod tests {
                 "stream_options":{"include_usage":true},"n":1,"user":"u","logprobs":false}"#,
         )
         .unwrap();
-        assert!(r.stream && r.include_usage);
+        assert_eq!(r.stream, Some(true));
+        assert!(r.stream_options.is_some_and(|o| o.include_usage));
         assert_eq!(r.request.model.as_deref(), Some("m"));
     }
 
@@ -428,26 +302,12 @@ mod tests {
     }
 
     #[test]
-    fn chunks_have_openai_shape() {
-        let w = ChunkWriter { id: "c".into(), created: 1, model: "m".into(), include_usage: true };
-        assert_eq!(w.role()["choices"][0]["delta"]["role"], "assistant");
-        let d = w
-            .delta(&ChatChunk {
-                tool_calls: vec![agentgen_core::ToolCallDelta {
-                    index: 0,
-                    id: Some("call_1".into()),
-                    name: Some("add".into()),
-                    arguments: None,
-                }],
-                ..ChatChunk::default()
-            })
+    fn sampling_the_backend_does_not_honour_is_refused() {
+        let r = parse_chat_request(br#"{"messages":[{"role":"user","content":"x"}],"min_p":0.1}"#)
             .unwrap();
-        assert_eq!(d["choices"][0]["delta"]["tool_calls"][0]["type"], "function");
-        assert_eq!(d["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"], "");
-        assert!(d["usage"].is_null() && d.as_object().unwrap().contains_key("usage"));
-        assert!(w.delta(&ChatChunk::default()).is_none());
-        let u = w.usage(&Usage::new(3, 2, 1));
-        assert_eq!(u["usage"]["prompt_tokens_details"]["cached_tokens"], 1);
-        assert_eq!(u["choices"], json!([]));
+        assert!(check_sampling(&r.request, &SamplingSetting::ALL).is_ok());
+        let e = check_sampling(&r.request, &[SamplingSetting::TopK]).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("min_p"));
+        assert_eq!(e.code.as_deref(), Some("unsupported_parameter"));
     }
 }

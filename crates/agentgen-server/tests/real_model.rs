@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 /// The test model, or `None` when model tests are skipped on purpose; panics otherwise.
 fn model_path() -> Option<std::path::PathBuf> {
-    agentgen_local::cache::model_for_tests()
+    agentgen_models::cache::model_for_tests()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

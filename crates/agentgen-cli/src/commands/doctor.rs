@@ -91,9 +91,8 @@ pub fn report() -> Report {
     }
 }
 
-#[cfg(feature = "local")]
 fn cache_report() -> CacheReport {
-    use agentgen_local::cache::{ModelCache, DEFAULT_MODEL_FILE};
+    use agentgen_models::cache::{ModelCache, DEFAULT_MODEL_FILE};
     let cache = ModelCache::from_env();
     let files = match cache.list() {
         Ok(files) => files,
@@ -110,11 +109,6 @@ fn cache_report() -> CacheReport {
             .collect(),
         dir: Some(cache.root),
     }
-}
-
-#[cfg(not(feature = "local"))]
-fn cache_report() -> CacheReport {
-    CacheReport { dir: None, files: Vec::new(), default_model_present: false }
 }
 
 /// Runs `agentgen doctor`.

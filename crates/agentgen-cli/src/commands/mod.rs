@@ -2,7 +2,6 @@
 
 pub mod chat;
 pub mod doctor;
-#[cfg(feature = "local")]
 pub mod models;
 pub mod pull;
 pub mod run;
@@ -12,16 +11,7 @@ pub mod verify;
 use crate::cli::ModelsArgs;
 use crate::error::CliResult;
 
-/// Runs `agentgen models` (the catalog ships with the local backend).
+/// Runs `agentgen models` (the catalog needs no backend feature).
 pub fn models_cmd(args: &ModelsArgs) -> CliResult {
-    #[cfg(feature = "local")]
-    return models::run(args);
-    #[cfg(not(feature = "local"))]
-    {
-        let _ = args;
-        Err(crate::error::CliError::FeatureMissing {
-            feature: "local",
-            what: "feature, which the model catalog needs",
-        })
-    }
+    models::run(args)
 }

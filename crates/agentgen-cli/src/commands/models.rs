@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use agentgen_local::cache::ModelCache;
-use agentgen_local::catalog::{
+use agentgen_models::cache::ModelCache;
+use agentgen_models::catalog::{
     load_measurements, Catalog, CatalogEntry, Measurements, DEFAULT_CTX,
 };
 use serde_json::{json, Value};

@@ -1,43 +1,26 @@
 //! `agentgen pull [NAME]`: puts a catalog model's GGUF into the local cache, with a progress
-//! bar; a second pull of an intact file does nothing.
+//! bar; a second pull of an intact file does nothing. Needs no llama.cpp (agentgen-models).
+
+use std::path::PathBuf;
+
+use agentgen_models::pull::{verification, PullError, PullOutcome};
+use agentgen_models::{catalog_entry, quantisation, ModelCache, PullOptions};
 
 use crate::cli::PullArgs;
 use crate::error::{CliError, CliResult};
 
 /// Runs `agentgen pull`.
 pub fn run(args: &PullArgs) -> CliResult {
-    let path = pull_model_quant(args.name.as_deref(), args.quant.as_deref())?;
+    let path = pull_model(args.name.as_deref(), args.quant.as_deref())?;
     outln!("{}", path.display());
     Ok(())
 }
 
-/// Pulls the default quantisation of catalog model `name`; used by `run` for a missing model.
-#[cfg(feature = "local")]
-pub fn pull_model(name: &str) -> CliResult<std::path::PathBuf> {
-    pull_model_quant(Some(name), None)
-}
-
-/// Pulls `quant` (default: the catalog's first) of `name` (default: the default model).
-#[cfg(feature = "local")]
-fn pull_model_quant(name: Option<&str>, quant: Option<&str>) -> CliResult<std::path::PathBuf> {
-    use agentgen_local::cache::ModelCache;
-    use agentgen_local::pull::{pull, PullOptions, PullOutcome};
-
-    let entry = crate::backends::local::catalog_entry(name)?;
-    let q = entry.quant(quant).ok_or_else(|| {
-        let available: Vec<&str> = entry.quantisations.iter().map(|q| q.name.as_str()).collect();
-        match quant {
-            Some(q) => CliError::Usage(format!(
-                "model `{}` has no quantisation `{q}`; available: {}",
-                entry.id,
-                if available.is_empty() { "none".to_owned() } else { available.join(", ") }
-            )),
-            None => CliError::Config(format!(
-                "model `{}` has no GGUF file to pull: {}",
-                entry.id, entry.verdict
-            )),
-        }
-    })?;
+/// Pulls `quant` (default: the catalog's first) of `name` (default: the default model) into
+/// the cache, reporting progress and what the file was checked against on stderr.
+pub fn pull_model(name: Option<&str>, quant: Option<&str>) -> CliResult<PathBuf> {
+    let entry = catalog_entry(name).map_err(pull_error)?;
+    let q = quantisation(entry, quant).map_err(pull_error)?;
     if q.sources.is_empty() {
         return Err(CliError::Config(format!(
             "model `{}` ({}) lists no download source; see `agentgen models`",
@@ -46,21 +29,25 @@ fn pull_model_quant(name: Option<&str>, quant: Option<&str>) -> CliResult<std::p
     }
     let cache = ModelCache::from_env();
     eprintln!("pulling {} {} into {}", entry.id, q.name, cache.root.display());
-    let report = pull(entry, q, &cache, &PullOptions::default())
-        .map_err(|e| CliError::Failed(format!("pull failed: {e}")))?;
+    let report =
+        agentgen_models::pull(entry, q, &cache, &PullOptions::default()).map_err(pull_error)?;
+    let checked = verification(q);
     match &report.outcome {
-        PullOutcome::AlreadyPresent => eprintln!("already in the cache (verified)"),
+        PullOutcome::AlreadyPresent => eprintln!("already in the cache ({checked})"),
         PullOutcome::Downloaded { source, replaced } => {
             if let Some(problem) = replaced {
                 eprintln!("replaced a bad cached file ({problem:?})");
             }
-            eprintln!("downloaded from {source} and verified");
+            eprintln!("downloaded from {source} ({checked})");
         }
     }
     Ok(report.path)
 }
 
-#[cfg(not(feature = "local"))]
-fn pull_model_quant(_name: Option<&str>, _quant: Option<&str>) -> CliResult<std::path::PathBuf> {
-    Err(CliError::FeatureMissing { feature: "local", what: "feature, which `pull` needs" })
+fn pull_error(e: PullError) -> CliError {
+    match e {
+        PullError::UnknownModel { name, known } => CliError::UnknownModel { name, known },
+        PullError::NoQuantisation { .. } => CliError::Usage(e.to_string()),
+        other => CliError::Failed(format!("pull failed: {other}")),
+    }
 }

@@ -10,23 +10,25 @@ use crate::error::{CliError, CliResult};
 #[cfg(feature = "server")]
 pub async fn run(args: &ServeArgs, settings: &Settings) -> CliResult {
     use agentgen_server::{
-        shutdown_signal, ModelAttestationSource, ServeConfig, ServeError, Server,
+        check_local_only, shutdown_signal, ModelAttestationSource, ServeConfig, ServeError, Server,
     };
 
     use crate::backends::{self, BackendChoice};
     use crate::config::BackendKind;
 
     let choice = BackendChoice::from_settings(settings);
-    if settings.server.local_only && choice.kind != BackendKind::Local {
-        return Err(CliError::Config(format!(
-            "--local-only refuses the {} backend: its model runs behind a network endpoint",
-            choice.kind
-        )));
-    }
+    let locality = match choice.kind {
+        BackendKind::Local => agentgen_core::Locality::Local,
+        _ => agentgen_core::Locality::Remote {
+            endpoint: settings.base_url.clone().unwrap_or_else(|| choice.kind.to_string()),
+        },
+    };
+    check_local_only(settings.server.local_only, &choice.kind.to_string(), &locality)
+        .map_err(|e| CliError::Config(e.to_string()))?;
     backends::preflight(settings, &choice)?;
     let attestation = match choice.kind {
         BackendKind::Local => {
-            let model = backends::local::resolve(choice.model.as_deref())?;
+            let model = backends::model::resolve(choice.model.as_deref())?;
             Some(ModelAttestationSource::file(model.path()))
         }
         _ => None,

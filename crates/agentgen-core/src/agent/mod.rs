@@ -15,50 +15,9 @@ use futures::stream::BoxStream;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::BackendError;
 use crate::events::{drive_stream, AgentEvent, AgentMessage, EventSink, StreamItem};
-use crate::tools::ToolError;
 
-/// Why an agent or a team could not go on.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AgentError {
-    /// The model backend failed.
-    #[error(transparent)]
-    Backend(#[from] BackendError),
-    /// A tool could not be registered.
-    #[error(transparent)]
-    Tool(#[from] ToolError),
-    /// The caller cancelled the run.
-    #[error("cancelled")]
-    Cancelled,
-    /// The agent or team was configured wrongly.
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// Saved state could not be read.
-    #[error("invalid state: {0}")]
-    State(String),
-    /// The model's answer did not parse into the agent's output type.
-    #[error("structured output did not parse: {message}; output was: {raw}")]
-    StructuredOutput {
-        /// What was wrong.
-        message: String,
-        /// The model's text.
-        raw: String,
-    },
-    /// The input function of a user proxy failed.
-    #[error("user input failed: {0}")]
-    Input(String),
-    /// A memory store failed.
-    #[error("memory failed: {0}")]
-    Memory(String),
-    /// A message named an agent the team does not have.
-    #[error("unknown agent `{0}`")]
-    UnknownAgent(String),
-    /// Running code failed for reasons outside the code (could not spawn, no work dir).
-    #[error("code execution failed: {0}")]
-    CodeExecution(String),
-}
+pub use crate::error::AgentError;
 
 /// An agent's answer to new messages.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,7 @@ use futures::Stream;
 use llguidance::api::TopLevelGrammar;
 use tokio::sync::mpsc;
 
-use super::worker::{Event, Finished};
+use super::job::{Event, Finished};
 use super::{GenerateOptions, Generation};
 use crate::error::LocalError;
 use crate::format::{ChatFormat, PromptSegment};

@@ -7,6 +7,7 @@
 //! requests, and stops a request within one token when its caller goes away.
 
 mod chat;
+mod job;
 mod sampling;
 mod scheduler;
 mod text;
@@ -32,7 +33,7 @@ pub use sampling::GenerateOptions;
 
 use crate::error::LocalError;
 use crate::format::{ChatFormat, PromptSegment};
-use worker::{Command, Event, Job, SharedStats};
+use job::{Command, Event, Job, SharedStats};
 
 /// The context size used when the config leaves it open: the model's trained context, capped
 /// here so the KV cache stays a modest amount of memory.
@@ -226,6 +227,7 @@ impl LocalBackend {
                 json_output: true,
                 streaming: true,
                 context_length: Some(info.n_ctx as usize),
+                sampling: agentgen_core::SamplingSetting::ALL.to_vec(),
             },
         };
         Ok(Self {

@@ -57,9 +57,9 @@ impl GenerateOptions {
         let opts = Self {
             temperature: req.temperature.unwrap_or(d.temperature),
             top_p: req.top_p.unwrap_or(d.top_p),
-            top_k: req.top_k.unwrap_or(d.top_k),
-            min_p: req.min_p.unwrap_or(d.min_p),
-            repeat_penalty: req.repeat_penalty.unwrap_or(d.repeat_penalty),
+            top_k: req.sampling.top_k.unwrap_or(d.top_k),
+            min_p: req.sampling.min_p.unwrap_or(d.min_p),
+            repeat_penalty: req.sampling.repeat_penalty.unwrap_or(d.repeat_penalty),
             seed: req.seed,
             max_tokens: req.max_tokens,
             stop: req.stop.clone(),
@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn request_values_override_defaults() {
         let mut req = ChatRequest::default().with_temperature(0.0).with_seed(9).with_max_tokens(5);
-        req.top_k = Some(3);
+        req.sampling.top_k = Some(3);
         req.stop = vec!["x".into()];
         let o = GenerateOptions::from_request(&req).unwrap();
         assert_eq!(o.temperature, 0.0);
@@ -254,7 +254,14 @@ mod tests {
         );
         assert_eq!(param(ChatRequest::default().with_max_tokens(0)).as_deref(), Some("max_tokens"));
         assert_eq!(
-            param(ChatRequest { repeat_penalty: Some(0.0), ..Default::default() }).as_deref(),
+            param(ChatRequest {
+                sampling: agentgen_core::Sampling {
+                    repeat_penalty: Some(0.0),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .as_deref(),
             Some("repeat_penalty")
         );
     }

@@ -27,9 +27,9 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
+use super::job::{tokenize_prompt, Event, Finished, Job, SharedStats};
 use super::sampling::Picker;
 use super::text::{Pushed, TextOutput};
-use super::worker::{tokenize_prompt, Event, Finished, Job, SharedStats};
 use super::{KvLayout, LocalConfig};
 
 /// A job waiting for a slot, its prompt already tokenized.

@@ -144,6 +144,7 @@ pub fn test_model_path() -> Result<PathBuf, String> {
 ///
 /// # Panics
 /// When the model cannot be found: a real-model test without its model must fail, not pass.
+#[cfg(feature = "testing")]
 pub fn model_for_tests() -> Option<PathBuf> {
     if std::env::var("AGENTGEN_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
         eprintln!("AGENTGEN_SKIP_MODEL_TESTS=1: skipping a real-model test");
@@ -154,17 +155,40 @@ pub fn model_for_tests() -> Option<PathBuf> {
 
 /// The lowercase hex sha256 of a file, read in 1 MiB blocks.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
+    Ok(sha256_reader(File::open(path)?, u64::MAX)?.sha256)
+}
+
+/// The size and lowercase hex sha256 of what `reader` yields, streamed in 1 MiB blocks.
+/// More than `max_bytes` is an [`io::ErrorKind::FileTooLarge`] error (a device or a growing
+/// file never hashes forever).
+pub fn sha256_reader(mut reader: impl Read, max_bytes: u64) -> io::Result<Digest256> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
     loop {
-        let n = file.read(&mut buf)?;
+        let n = reader.read(&mut buf)?;
         if n == 0 {
             break;
         }
+        size += n as u64;
+        if size > max_bytes {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!("more than {max_bytes} bytes"),
+            ));
+        }
         hasher.update(&buf[..n]);
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(Digest256 { size, sha256: hex::encode(hasher.finalize()) })
+}
+
+/// What [`sha256_reader`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest256 {
+    /// Bytes read.
+    pub size: u64,
+    /// Lowercase hex sha256.
+    pub sha256: String,
 }
 
 #[cfg(test)]
@@ -190,6 +214,13 @@ mod tests {
         let data: Vec<u8> = (0..(3 << 20) + 17).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
         assert_eq!(sha256_file(&path).unwrap(), hex::encode(Sha256::digest(&data)));
+    }
+
+    #[test]
+    fn a_reader_past_its_cap_is_refused() {
+        let e = sha256_reader(std::io::repeat(0).take(10), 9).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(sha256_reader(std::io::repeat(0).take(10), 10).unwrap().size, 10);
     }
 
     #[test]

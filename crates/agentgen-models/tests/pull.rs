@@ -6,9 +6,9 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use agentgen_local::cache::{sha256_file, ModelCache};
-use agentgen_local::catalog::{self, CatalogEntry, ModelKind, Quantisation, Source};
-use agentgen_local::pull::{
+use agentgen_models::cache::{sha256_file, ModelCache};
+use agentgen_models::catalog::{self, CatalogEntry, ModelKind, Quantisation, Source};
+use agentgen_models::pull::{
     is_present, pull, sha256_bytes, CachedProblem, PullError, PullOptions, PullOutcome,
 };
 use zip::write::SimpleFileOptions;

@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
-use agentgen_local::cache::DEFAULT_MODEL_FILE;
-use agentgen_local::catalog::{
+use agentgen_models::cache::DEFAULT_MODEL_FILE;
+use agentgen_models::catalog::{
     self, load_measurements, ApiStatus, Catalog, ModelKind, Source, DEFAULT_CTX,
 };
 

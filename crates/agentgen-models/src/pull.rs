@@ -40,6 +40,24 @@ const STDERR_TAIL: usize = 4000;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PullError {
+    /// The catalog has no model by that name.
+    #[error("unknown model `{name}`; known models: {}", .known.join(", "))]
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+        /// Names the catalog does know (with a local source).
+        known: Vec<String>,
+    },
+    /// The model has no such quantisation, or no GGUF that runs on the CPU.
+    #[error("model `{model}` has no {what}; available: {}", if .available.is_empty() { "none".to_owned() } else { .available.join(", ") })]
+    NoQuantisation {
+        /// The catalog id.
+        model: String,
+        /// What was asked for (`quantisation Q8_0`, `GGUF file to pull`…).
+        what: String,
+        /// The quantisations it does have.
+        available: Vec<String>,
+    },
     /// Every source failed (or the quantisation lists none); `tried` says how each failed.
     #[error("no source for {model} could be used{}", describe_failures(.tried))]
     NoReachableSource {
@@ -629,6 +647,16 @@ fn verify_and_persist(
 /// Hash what is on disk (not what passed through memory), so the check covers the written file.
 fn hash_reopened(path: &Path) -> Result<String, PullError> {
     sha256_file(path).map_err(io_err("hashing", path))
+}
+
+/// What a pulled or cached file of `quant` was checked against, in words that say the truth:
+/// `sha256 verified`, or `size checked, no sha256 known: unverified`, or `unverified`.
+pub fn verification(quant: &Quantisation) -> &'static str {
+    match (&quant.sha256, quant.file_size_bytes) {
+        (Some(_), _) => "sha256 verified",
+        (None, Some(_)) => "size checked, no sha256 known: unverified",
+        (None, None) => "no size or sha256 known: unverified",
+    }
 }
 
 /// sha256 of bytes, lowercase hex (for tests and callers building catalog entries).

@@ -1,0 +1,103 @@
+//! The engine's job protocol: what callers send the inference thread ([`Command`], [`Job`]),
+//! what it reports back ([`Event`], [`Finished`], [`LoadInfo`]), the counters both sides
+//! share, and how a prompt becomes tokens. The worker and the scheduler both depend on this
+//! module and not on each other's.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use agentgen_core::{BackendError, FinishReason, Timings, Usage};
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use llguidance::Matcher;
+use tokio::sync::{mpsc, oneshot};
+
+use super::sampling::GenerateOptions;
+use crate::format::PromptSegment;
+
+/// What the inference thread is asked to do.
+pub(crate) enum Command {
+    /// Generate text for a prompt.
+    Generate(Box<Job>),
+    /// Tokenize prompt segments, one token list per segment.
+    Tokenize { segments: Vec<PromptSegment>, reply: oneshot::Sender<Vec<Vec<i32>>> },
+    /// Build llguidance's view of the vocabulary.
+    TokEnv { reply: oneshot::Sender<toktrie::TokEnv> },
+}
+
+/// One generation request.
+pub(crate) struct Job {
+    pub prompt: Vec<PromptSegment>,
+    pub options: GenerateOptions,
+    /// The output constraint, ready to sample with.
+    pub matcher: Option<Matcher>,
+    pub events: mpsc::UnboundedSender<Event>,
+    /// When the caller asked.
+    pub arrived: Instant,
+}
+
+/// What the inference thread reports about one job.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// More text (stop sequences already removed).
+    Text(String),
+    /// The end.
+    Done(Finished),
+    /// The job failed.
+    Error(BackendError),
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Finished {
+    pub finish_reason: FinishReason,
+    pub usage: Usage,
+    pub timings: Timings,
+}
+
+/// What the thread learnt loading the model.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadInfo {
+    /// The most tokens one request may hold.
+    pub n_ctx: u32,
+    /// The KV cache's cells, all slots together.
+    pub kv_cells: u32,
+    pub chat_template: Option<String>,
+    pub bos_token: String,
+    pub eos_token: String,
+}
+
+/// Counters the thread updates and callers read.
+#[derive(Debug, Default)]
+pub(crate) struct SharedStats {
+    pub prompt_tokens_evaluated: AtomicU64,
+    pub prompt_tokens_cached: AtomicU64,
+    pub tokens_generated: AtomicU64,
+    pub requests_finished: AtomicU64,
+    pub busy_slots: AtomicUsize,
+    pub queue_depth: AtomicUsize,
+}
+
+impl SharedStats {
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// One segment as tokens: template text may hold control tokens, message text never does.
+pub(crate) fn tokenize_segment(model: &LlamaModel, segment: &PromptSegment) -> Vec<LlamaToken> {
+    model.vocab().tokenize(segment.text.as_bytes(), false, segment.parse_special)
+}
+
+/// The whole prompt as tokens, with the BOS token in front when the model wants one and the
+/// template did not write it.
+pub(crate) fn tokenize_prompt(model: &LlamaModel, segments: &[PromptSegment]) -> Vec<LlamaToken> {
+    let mut tokens: Vec<LlamaToken> =
+        segments.iter().flat_map(|s| tokenize_segment(model, s)).collect();
+    let vocab = model.vocab();
+    let bos = vocab.bos();
+    if vocab.should_add_bos() && bos.0 >= 0 && tokens.first() != Some(&bos) {
+        tokens.insert(0, bos);
+    }
+    tokens
+}
