@@ -16,6 +16,7 @@ pub mod agent;
 pub mod events;
 pub mod memory;
 pub mod model_context;
+pub mod sandbox;
 pub mod team;
 pub mod termination;
 pub mod testing;

@@ -6,7 +6,7 @@ mod society_of_mind;
 mod user_proxy;
 
 pub use assistant::{AssistantAgent, Handoff};
-pub use code_executor::{ApprovalFn, CodeBlock, CodeExecutorAgent, CodeOutcome};
+pub use code_executor::{ApprovalFn, ApprovalPolicy, CodeBlock, CodeExecutorAgent, CodeOutcome};
 pub use society_of_mind::SocietyOfMindAgent;
 pub use user_proxy::{InputFn, UserProxyAgent};
 
@@ -58,6 +58,9 @@ pub enum AgentError {
     /// Running code failed for reasons outside the code (could not spawn, no work dir).
     #[error("code execution failed: {0}")]
     CodeExecution(String),
+    /// The code sandbox could not be made or cannot enforce its policy here.
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
 }
 
 /// An agent's answer to new messages.
