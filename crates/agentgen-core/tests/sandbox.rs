@@ -45,27 +45,42 @@ fn processes_in(dir: &Path) -> Vec<i32> {
     found
 }
 
+/// Tries TCP (which Landlock alone would also stop) and UDP (which only the network namespace
+/// stops) to ports the test listens on.
 const CONNECT: &str = r#"
 import socket
 try:
-    socket.create_connection(("127.0.0.1", PORT), timeout=3)
-    print("connected")
+    socket.create_connection(("127.0.0.1", TCP_PORT), timeout=3)
+    print("tcp connected")
 except OSError as e:
-    print("refused:", e)
+    print("tcp refused:", e.errno)
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"hello", ("127.0.0.1", UDP_PORT))
+    print("udp sent")
+except OSError as e:
+    print("udp refused:", e.errno)
 "#;
 
 #[tokio::test]
-async fn code_cannot_open_a_tcp_connection_but_can_when_the_network_is_allowed() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let code = CONNECT.replace("PORT", &port.to_string());
+async fn code_cannot_reach_the_network_but_can_when_it_is_allowed() {
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let code = CONNECT
+        .replace("TCP_PORT", &tcp.local_addr().unwrap().port().to_string())
+        .replace("UDP_PORT", &udp.local_addr().unwrap().port().to_string());
 
     let isolated = run(SandboxPolicy::default(), "python", &code).await;
+    // 13: Landlock denies the TCP connect; 101 (ENETUNREACH): the namespace's loopback is down.
     assert_eq!(isolated.exit_code, Some(0), "{isolated:?}");
-    assert!(isolated.output.starts_with("refused:"), "{}", isolated.output);
+    assert!(isolated.output.starts_with("tcp refused: "), "{}", isolated.output);
+    assert!(isolated.output.ends_with("udp refused: 101\n"), "{}", isolated.output);
 
     let allowed = run(SandboxPolicy::default().allow_network(), "python", &code).await;
-    assert_eq!(allowed.output, "connected\n", "the same code connects with the network allowed");
+    assert_eq!(allowed.output, "tcp connected\nudp sent\n", "with the network allowed");
+    let mut buf = [0u8; 16];
+    let (n, _) = udp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hello");
 }
 
 #[tokio::test]
@@ -202,6 +217,26 @@ async fn cancelling_a_run_kills_it() {
     let res =
         sandbox.run("bash", &[OsString::from(file)], Duration::from_secs(60), 1024, &cancel).await;
     assert_eq!(res, Err(agentgen_core::sandbox::SandboxError::Cancelled));
+    assert_eq!(processes_in(sandbox.dir()), Vec::<i32>::new());
+}
+
+#[tokio::test]
+async fn dropping_a_run_kills_it() {
+    let sandbox = Sandbox::new(SandboxPolicy::default()).await.unwrap();
+    let file = sandbox.write_file("b.sh", b"setsid sleep 994 &\nsleep 993\n").await.unwrap();
+    let cancel = CancellationToken::new();
+    let args = [OsString::from(file)];
+    let run = sandbox.run("bash", &args, Duration::from_secs(60), 1024, &cancel);
+    assert!(tokio::time::timeout(Duration::from_millis(500), run).await.is_err());
+    assert_eq!(processes_in(sandbox.dir()), Vec::<i32>::new());
+}
+
+#[tokio::test]
+async fn with_the_network_allowed_the_run_still_has_its_own_namespace() {
+    let sandbox = Sandbox::new(SandboxPolicy::default().allow_network()).await.unwrap();
+    let out =
+        run_in(&sandbox, "bash", "setsid sleep 992 &\necho ok\n", Duration::from_secs(20)).await;
+    assert_eq!((out.output.as_str(), out.leftovers_killed), ("ok\n", 1));
     assert_eq!(processes_in(sandbox.dir()), Vec::<i32>::new());
 }
 

@@ -9,16 +9,19 @@
 //! - **Environment**: cleared, then only the variables named in
 //!   [`SandboxPolicy::env_allow`] are copied from the caller (by default `PATH` and the locale
 //!   ones, no keys) and [`SandboxPolicy::env_set`] is added.
-//! - **Processes**: the program leads its own process group; when it exits, times out or is
-//!   cancelled (or the run's future is dropped) the whole group gets `SIGKILL`, and with network
-//!   isolation every process left in the run's user namespace too, so children that left the
-//!   group (`setsid`) do not survive it either. Pipes are read only until then, so `sleep 999 &`
-//!   neither outlives the run nor holds it open.
+//! - **Processes**: the program runs in a user namespace of its own (where the kernel allows
+//!   one: always with network isolation) and leads its own process group; when it exits, times
+//!   out or is cancelled (or the run's future is dropped) every process of the group and of the
+//!   namespace gets `SIGKILL`, so children that left the group (`setsid`) do not survive it
+//!   either. Pipes are read only until then, so `sleep 999 &` neither outlives the run nor holds
+//!   it open. Without a user namespace (network allowed on a kernel that refuses one) only the
+//!   group is killed.
 //! - **Limits**: `RLIMIT_CPU`, `RLIMIT_AS`, `RLIMIT_NPROC`, `RLIMIT_FSIZE`, `RLIMIT_NOFILE`,
 //!   `RLIMIT_CORE` = 0 (see [`Limits`]), never above the caller's own hard limits.
 //!   `RLIMIT_NPROC` does not bind root, so when the caller is root the program runs as
-//!   `nobody` (uid and gid 65534) unless [`SandboxPolicy::drop_root`] is off; the process
-//!   limit then counts the run's own processes (its user namespace's).
+//!   `nobody` (uid and gid 65534) unless [`SandboxPolicy::drop_root`] is off. In a user
+//!   namespace the process limit counts the run's own processes; without one, all of that
+//!   user's.
 //! - **Network** ([`Network::Isolated`], the default): a new user and network namespace with
 //!   only a loopback device that is down, so no connection to anything, 127.0.0.1 included. Where
 //!   the kernel does not allow one, [`Sandbox::new`] refuses with
@@ -31,8 +34,8 @@
 //!   is not restricted: the program can read whatever the user it runs as can read.
 //! - `no_new_privs` is always set, so set-uid programs (`sudo`, `su`) gain nothing.
 //!
-//! Elsewhere ([`cfg(not(target_os = "linux"))`]) namespaces and Landlock do not exist: the
-//! defaults refuse, and only the process group, the limits and the environment apply.
+//! Elsewhere namespaces and Landlock do not exist: the default policy is refused, and with
+//! both relaxed only the process group, the limits and the environment apply.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

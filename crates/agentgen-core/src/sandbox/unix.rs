@@ -33,7 +33,8 @@ struct ChildSetup {
     file_size: libc::rlim_t,
     open_files: libc::rlim_t,
     processes: libc::rlim_t,
-    new_net_namespace: bool,
+    /// `unshare` flags: a new user namespace, with a new network namespace when isolated.
+    namespaces: libc::c_int,
     ruleset: Option<i32>,
 }
 
@@ -46,12 +47,15 @@ pub(super) async fn prepare(policy: &SandboxPolicy, dir: &Path) -> Result<Prepar
         std::os::unix::fs::chown(dir, Some(uid), Some(gid))
             .map_err(|e| SandboxError::WorkDir { path: dir.to_owned(), message: e.to_string() })?;
     }
-    let new_net_namespace = match policy.network {
-        Network::Allowed => false,
-        Network::Isolated => {
-            probe_net_namespace(runner).await?;
-            true
+    // A user namespace of its own gives the run its own process count and lets every process
+    // of it be found; with the network allowed it is used where the kernel permits one.
+    let isolated = policy.network == Network::Isolated;
+    let namespaces = match probe_namespaces(runner, isolated).await {
+        Ok(flags) => flags,
+        Err(reason) if isolated => {
+            return Err(SandboxError::NetworkIsolationUnavailable { reason });
         }
+        Err(_) => 0,
     };
     #[cfg(target_os = "linux")]
     let ruleset = match policy.writes {
@@ -59,7 +63,7 @@ pub(super) async fn prepare(policy: &SandboxPolicy, dir: &Path) -> Result<Prepar
         Writes::WorkDirOnly => {
             let unavailable = |reason| SandboxError::WriteIsolationUnavailable { reason };
             let abi = super::landlock::abi().map_err(unavailable)?;
-            let (fd, _) = super::landlock::write_ruleset(dir, abi, new_net_namespace)
+            let (fd, _) = super::landlock::write_ruleset(dir, abi, isolated)
                 .map_err(|e| unavailable(format!("building the Landlock ruleset: {e}")))?;
             Some(fd)
         }
@@ -77,7 +81,7 @@ pub(super) async fn prepare(policy: &SandboxPolicy, dir: &Path) -> Result<Prepar
         file_size: clamp(fsize_resource(), policy.limits.file_size_bytes),
         open_files: clamp(nofile_resource(), policy.limits.open_files),
         processes: clamp(nproc_resource(), policy.limits.processes),
-        new_net_namespace,
+        namespaces,
         #[cfg(target_os = "linux")]
         ruleset: ruleset.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
         #[cfg(not(target_os = "linux"))]
@@ -161,9 +165,9 @@ impl ChildSetup {
         set_limit!(libc::RLIMIT_NOFILE, self.open_files, self.open_files);
         set_limit!(libc::RLIMIT_CORE, 0, 0);
         #[cfg(target_os = "linux")]
-        if self.new_net_namespace {
+        if self.namespaces != 0 {
             // SAFETY: unshare takes flags only.
-            if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) } != 0 {
+            if unsafe { libc::unshare(self.namespaces) } != 0 {
                 return Err(io::Error::last_os_error());
             }
         }
@@ -183,19 +187,20 @@ impl ChildSetup {
     }
 }
 
-/// Whether a child (running as `runner`) can get a new user and network namespace here: one
-/// `/bin/sh -c 'exit 0'` with the same `unshare`, once per process and runner.
-async fn probe_net_namespace(runner: Option<(u32, u32)>) -> Result<(), SandboxError> {
-    static AS_SELF: tokio::sync::OnceCell<Result<(), String>> = tokio::sync::OnceCell::const_new();
-    static AS_NOBODY: tokio::sync::OnceCell<Result<(), String>> =
-        tokio::sync::OnceCell::const_new();
-    let cell = if runner.is_some() { &AS_NOBODY } else { &AS_SELF };
-    let result = cell.get_or_init(|| probe_once(runner)).await;
-    result.clone().map_err(|reason| SandboxError::NetworkIsolationUnavailable { reason })
+/// The `unshare` flags a child running as `runner` can use here: a new user namespace, and a
+/// new network namespace when `net`. Tried once per process, runner and `net` with
+/// `/bin/sh -c 'exit 0'`.
+async fn probe_namespaces(runner: Option<(u32, u32)>, net: bool) -> Result<libc::c_int, String> {
+    type Cell = tokio::sync::OnceCell<Result<libc::c_int, String>>;
+    static CELLS: [Cell; 4] =
+        [Cell::const_new(), Cell::const_new(), Cell::const_new(), Cell::const_new()];
+    let cell = &CELLS[usize::from(runner.is_some()) * 2 + usize::from(net)];
+    cell.get_or_init(|| probe_once(runner, net)).await.clone()
 }
 
 #[cfg(target_os = "linux")]
-async fn probe_once(runner: Option<(u32, u32)>) -> Result<(), String> {
+async fn probe_once(runner: Option<(u32, u32)>, net: bool) -> Result<libc::c_int, String> {
+    let flags = libc::CLONE_NEWUSER | if net { libc::CLONE_NEWNET } else { 0 };
     let mut cmd = Command::new("/bin/sh");
     cmd.args(["-c", "exit 0"])
         .env_clear()
@@ -210,26 +215,26 @@ async fn probe_once(runner: Option<(u32, u32)>) -> Result<(), String> {
     // SAFETY: the closure runs between fork and exec and only calls unshare (async-signal-safe);
     // its error holds the errno inline, without allocating.
     unsafe {
-        cmd.pre_exec(|| {
-            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) != 0 {
+        cmd.pre_exec(move || {
+            if libc::unshare(flags) != 0 {
                 return Err(io::Error::last_os_error());
             }
             Ok(())
         });
     }
-    let mut child =
-        cmd.spawn().map_err(|e| format!("unshare(CLONE_NEWUSER | CLONE_NEWNET) failed: {e}"))?;
+    let what = if net { "CLONE_NEWUSER | CLONE_NEWNET" } else { "CLONE_NEWUSER" };
+    let mut child = cmd.spawn().map_err(|e| format!("unshare({what}) failed: {e}"))?;
     match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
-        Ok(Ok(status)) if status.success() => Ok(()),
-        Ok(Ok(status)) => Err(format!("the probe in a new namespace exited with {status}")),
+        Ok(Ok(status)) if status.success() => Ok(flags),
+        Ok(Ok(status)) => Err(format!("the probe in new namespaces exited with {status}")),
         Ok(Err(e)) => Err(format!("waiting for the probe: {e}")),
-        Err(_) => Err("the probe in a new namespace did not exit within 5 s".to_owned()),
+        Err(_) => Err("the probe in new namespaces did not exit within 5 s".to_owned()),
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-async fn probe_once(_runner: Option<(u32, u32)>) -> Result<(), String> {
-    Err("network namespaces exist only on Linux".to_owned())
+async fn probe_once(_runner: Option<(u32, u32)>, _net: bool) -> Result<libc::c_int, String> {
+    Err("namespaces exist only on Linux".to_owned())
 }
 
 /// Kills every process of one run: its process group and, where the run has its own user
@@ -252,7 +257,7 @@ impl Reaper {
     /// Watches the run whose first process is `pid`.
     pub(super) fn new(prepared: &Prepared, pid: Option<u32>) -> Self {
         let pgid = pid.and_then(|p| i32::try_from(p).ok());
-        let namespace = match (prepared.setup.new_net_namespace, pgid) {
+        let namespace = match (prepared.setup.namespaces != 0, pgid) {
             (true, Some(p)) => std::fs::read_link(format!("/proc/{p}/ns/user")).ok(),
             _ => None,
         };
