@@ -18,7 +18,8 @@
 //!   group is killed.
 //! - **Limits**: `RLIMIT_CPU`, `RLIMIT_AS`, `RLIMIT_NPROC`, `RLIMIT_FSIZE`, `RLIMIT_NOFILE`,
 //!   `RLIMIT_CORE` = 0 (see [`Limits`]), never above the caller's own hard limits.
-//!   `RLIMIT_NPROC` does not bind root, so when the caller is root the program runs as
+//!   `RLIMIT_NPROC` does not bind root outside a user namespace, and code has no business
+//!   running as root anyway, so when the caller is root the program runs as
 //!   `nobody` (uid and gid 65534) unless [`SandboxPolicy::drop_root`] is off. In a user
 //!   namespace the process limit counts the run's own processes; without one, all of that
 //!   user's.
@@ -117,7 +118,7 @@ pub struct SandboxPolicy {
     /// Variables set for the program (after `HOME` and `TMPDIR`, so they may override them).
     pub env_set: Vec<(String, String)>,
     /// The directory in which each sandbox's working directory is made (the system temporary
-    /// directory when `None`).
+    /// directory when `None`); the user the program runs as must be able to reach it.
     pub work_root: Option<PathBuf>,
     /// When the caller is root, run the program as `nobody` (65534:65534).
     pub drop_root: bool,
