@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use agentgen_core::sandbox::{Limits, RunOutput, Sandbox, SandboxPolicy, Writes};
+use agentgen_core::sandbox::{Limits, RunOutput, Sandbox, SandboxError, SandboxPolicy, Writes};
 use agentgen_core::CancellationToken;
 
 async fn run_in(sandbox: &Sandbox, language: &str, code: &str, timeout: Duration) -> RunOutput {
@@ -238,6 +238,52 @@ async fn with_the_network_allowed_the_run_still_has_its_own_namespace() {
         run_in(&sandbox, "bash", "setsid sleep 992 &\necho ok\n", Duration::from_secs(20)).await;
     assert_eq!((out.output.as_str(), out.leftovers_killed), ("ok\n", 1));
     assert_eq!(processes_in(sandbox.dir()), Vec::<i32>::new());
+}
+
+/// Where no user namespace can be made, the default policy is refused with a typed error and
+/// an explicit `allow_network` still runs (Landlock still on). The test runs itself again in a
+/// user namespace whose `max_user_namespaces` is 0 (util-linux `unshare`).
+#[tokio::test]
+async fn without_namespaces_isolation_is_refused_unless_the_network_is_allowed() {
+    const INNER: &str = "AGENTGEN_SANDBOX_TEST_NO_NAMESPACES";
+    if std::env::var_os(INNER).is_none() {
+        let exe = std::env::current_exe().unwrap();
+        let out = tokio::process::Command::new("unshare")
+            .args(["-r", "sh", "-c"])
+            .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\" \"$@\"")
+            .arg(exe)
+            .args([
+                "--exact",
+                "without_namespaces_isolation_is_refused_unless_the_network_is_allowed",
+                "--nocapture",
+            ])
+            .env(INNER, "1")
+            .output()
+            .await
+            .expect("util-linux unshare");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && text.contains("inner checks passed"), "{text}");
+        return;
+    }
+    // Root inside that namespace, but 65534 is not mapped there: keep the caller's uid.
+    let policy = SandboxPolicy { drop_root: false, ..SandboxPolicy::default() };
+    match Sandbox::new(policy.clone()).await {
+        Err(SandboxError::NetworkIsolationUnavailable { reason }) => {
+            assert!(reason.contains("unshare"), "{reason}")
+        }
+        other => panic!("expected NetworkIsolationUnavailable, got {other:?}"),
+    }
+    let sandbox = Sandbox::new(policy.allow_network()).await.unwrap();
+    let out = run_in(
+        &sandbox,
+        "bash",
+        "echo ran > here.txt && cat here.txt && touch /tmp/x-$$ 2>&1 || echo no write",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(out.output.starts_with("ran\n") && out.output.ends_with("no write\n"), "{out:?}");
+    println!("inner checks passed");
 }
 
 /// Spawn cost: `cargo test -p agentgen-core --test sandbox -- --ignored --nocapture`.
