@@ -120,6 +120,22 @@ except OSError as e:
 }
 
 #[tokio::test]
+async fn a_symlink_left_by_code_does_not_redirect_the_next_block_s_file() {
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim.txt");
+    std::fs::write(&victim, "untouched").unwrap();
+    let sandbox = Sandbox::new(SandboxPolicy::default()).await.unwrap();
+    let plant = format!("ln -s {:?} next.py\n", victim.to_str().unwrap());
+    let out = run_in(&sandbox, "bash", &plant, Duration::from_secs(20)).await;
+    assert_eq!(out.exit_code, Some(0), "{out:?}");
+    assert!(sandbox.dir().join("next.py").is_symlink());
+    sandbox.write_file("next.py", b"print('next')").await.unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    assert!(!sandbox.dir().join("next.py").is_symlink());
+    assert!(sandbox.write_file("../escape.py", b"x").await.is_err());
+}
+
+#[tokio::test]
 async fn a_fork_bomb_is_held_to_the_process_limit_and_killed_with_the_block() {
     let policy = SandboxPolicy {
         limits: Limits { processes: 16, ..Limits::default() },
@@ -146,12 +162,13 @@ except OSError as e:
     assert_eq!(out.leftovers_killed, forks, "every sleeping child was killed");
     assert_eq!(processes_in(sandbox.dir()), Vec::<i32>::new());
 
-    // The classic one: the block returns at once, its bomb runs on until the block ends.
+    // The classic one: its bomb runs on until the block ends (the shell itself may find no
+    // fork left for `sleep` and run into the timeout); nothing of it outlives the block.
     let sandbox = Sandbox::new(policy).await.unwrap();
     let started = Instant::now();
     let out = run_in(&sandbox, "bash", ":(){ :|:& };:\nsleep 1\n", Duration::from_secs(3)).await;
     assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
-    assert_eq!(out.exit_code, Some(0), "{out:?}");
+    assert!(out.exit_code == Some(0) || out.timed_out, "{out:?}");
     assert_eq!(processes_in(sandbox.dir()), Vec::<i32>::new());
 }
 

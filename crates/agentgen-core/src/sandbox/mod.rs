@@ -212,7 +212,9 @@ pub struct RunOutput {
 #[derive(Debug)]
 pub struct Sandbox {
     policy: SandboxPolicy,
-    dir: tempfile::TempDir,
+    /// Holds `work`; removed with everything in it when the sandbox is dropped.
+    _root: tempfile::TempDir,
+    work: PathBuf,
     #[cfg(unix)]
     os: os::Prepared,
 }
@@ -233,21 +235,28 @@ impl Sandbox {
             .prefix("agentgen-sandbox-")
             .tempdir_in(&root)
             .map_err(dir_err)?;
+        // The working directory sits in one the caller owns, so code running as another user
+        // (nobody) cannot rename it away and put a symlink in its place for the caller to follow.
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).map_err(dir_err)?;
         #[cfg(unix)]
         {
-            let os = os::prepare(&policy, dir.path()).await?;
-            Ok(Self { policy, dir, os })
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
+                .map_err(dir_err)?;
+            let os = os::prepare(&policy, &work).await?;
+            Ok(Self { policy, _root: dir, work, os })
         }
         #[cfg(not(unix))]
         {
-            let _ = (policy, dir);
+            let _ = (policy, dir, work);
             Err(SandboxError::Unsupported)
         }
     }
 
     /// The working directory.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.work
     }
 
     /// The policy.
@@ -255,17 +264,39 @@ impl Sandbox {
         &self.policy
     }
 
-    /// Writes `contents` to `name` in the working directory, owned by the user the program runs
-    /// as, and returns its path.
+    /// Writes `contents` to the new file `name` (a plain file name) in the working directory,
+    /// owned by the user the program runs as, and returns its path. Whatever earlier code left
+    /// under that name is removed first and never followed: a symlink planted there cannot
+    /// make the caller write elsewhere.
     pub async fn write_file(&self, name: &str, contents: &[u8]) -> Result<PathBuf, SandboxError> {
         let path = self.dir().join(name);
         let err = |e: std::io::Error| SandboxError::WorkDir {
             path: path.clone(),
             message: e.to_string(),
         };
-        tokio::fs::write(&path, contents).await.map_err(err)?;
+        let plain = Path::new(name).file_name().is_some_and(|f| f == name) && name != "..";
+        if !plain {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a plain file name",
+            )));
+        }
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+            _ => {}
+        }
+        // `create_new` is O_CREAT | O_EXCL: it fails on anything (a symlink too) put there since.
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(err)?;
+        tokio::io::AsyncWriteExt::write_all(&mut file, contents).await.map_err(err)?;
+        let file = file.into_std().await;
         #[cfg(unix)]
-        os::give_to_runner(&self.os, &path).map_err(err)?;
+        os::give_to_runner(&self.os, &file).map_err(err)?;
+        drop(file);
         Ok(path)
     }
 

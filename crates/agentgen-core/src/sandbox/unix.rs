@@ -96,9 +96,9 @@ pub(super) async fn prepare(policy: &SandboxPolicy, dir: &Path) -> Result<Prepar
 }
 
 /// Hands a file the parent wrote in the sandbox directory to the user the program runs as.
-pub(super) fn give_to_runner(prepared: &Prepared, path: &Path) -> io::Result<()> {
+pub(super) fn give_to_runner(prepared: &Prepared, file: &std::fs::File) -> io::Result<()> {
     match prepared.runner {
-        Some((uid, gid)) => std::os::unix::fs::chown(path, Some(uid), Some(gid)),
+        Some((uid, gid)) => std::os::unix::fs::fchown(file, Some(uid), Some(gid)),
         None => Ok(()),
     }
 }
