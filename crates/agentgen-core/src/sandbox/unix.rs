@@ -35,6 +35,7 @@ struct ChildSetup {
     processes: libc::rlim_t,
     /// `unshare` flags: a new user namespace, with a new network namespace when isolated.
     namespaces: libc::c_int,
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     ruleset: Option<i32>,
 }
 
@@ -251,6 +252,7 @@ pub(super) struct Reaper {
 }
 
 /// Sweeps over the process table before giving up on a run that keeps forking.
+#[cfg(target_os = "linux")]
 const MAX_SWEEPS: usize = 200;
 
 impl Reaper {
