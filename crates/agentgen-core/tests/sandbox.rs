@@ -192,6 +192,24 @@ async fn a_memory_hog_gets_memory_error_under_the_address_space_limit() {
 }
 
 #[tokio::test]
+async fn cpu_time_and_file_size_are_limited() {
+    let policy = SandboxPolicy {
+        limits: Limits { cpu_seconds: 1, file_size_bytes: 1 << 20, ..Limits::default() },
+        ..SandboxPolicy::default()
+    };
+    let sandbox = Sandbox::new(policy).await.unwrap();
+    let started = Instant::now();
+    let out = run_in(&sandbox, "python", "while True:\n    pass\n", Duration::from_secs(30)).await;
+    assert_eq!(out.signal, Some(libc::SIGXCPU), "{out:?}");
+    assert!(!out.timed_out && started.elapsed() < Duration::from_secs(15));
+
+    let code = "try:\n    open('big', 'wb').write(b'x' * (2 << 20))\n    print('wrote 2 MiB')\nexcept OSError as e:\n    print('refused:', e.errno)\n";
+    let out = run_in(&sandbox, "python", code, Duration::from_secs(20)).await;
+    assert_eq!(out.output, "refused: 27\n", "EFBIG: {out:?}");
+    assert_eq!(std::fs::metadata(sandbox.dir().join("big")).unwrap().len(), 1 << 20);
+}
+
+#[tokio::test]
 async fn background_processes_die_with_the_block_and_do_not_hold_it_open() {
     let sandbox = Sandbox::new(SandboxPolicy::default()).await.unwrap();
     let started = Instant::now();

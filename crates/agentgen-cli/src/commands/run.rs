@@ -177,17 +177,28 @@ fn ask_on_terminal() -> ApprovalPolicy {
 }
 
 fn confirm(block: &CodeBlock) -> bool {
-    use std::io::{BufRead, IsTerminal, Write};
-    let mut err = std::io::stderr().lock();
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    let terminal = stdin.is_terminal();
+    confirm_with(block, terminal, stdin.lock(), std::io::stderr().lock())
+}
+
+/// Shows `block` on `err` and reads the answer from `input` when it is a terminal.
+fn confirm_with(
+    block: &CodeBlock,
+    terminal: bool,
+    mut input: impl std::io::BufRead,
+    mut err: impl std::io::Write,
+) -> bool {
     let _ = writeln!(err, "── code block ({}) ──\n{}", block.language, block.code.trim_end());
-    if !std::io::stdin().is_terminal() {
+    if !terminal {
         let _ = writeln!(err, "Not run: no terminal to ask on (pass --yes to run code blocks).");
         return false;
     }
     let _ = write!(err, "Run this block in the sandbox? [y/N] ");
     let _ = err.flush();
     let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
+    if input.read_line(&mut line).is_err() {
         return false;
     }
     matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
@@ -343,5 +354,20 @@ mod tests {
         let mut team = build_team(&spec, vec![coder()], None, 3, &settings(), refuse).unwrap();
         assert_eq!(terminal_says(&mut team).await, "Code execution was not approved.");
         assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_prompt_shows_the_block_and_runs_it_only_on_yes() {
+        let block = CodeBlock { language: "sh".into(), code: "echo hi\n".into() };
+        let mut shown = Vec::new();
+        assert!(confirm_with(&block, true, &b"y\n"[..], &mut shown));
+        let shown = String::from_utf8(shown).unwrap();
+        assert!(shown.contains("── code block (sh) ──\necho hi\n") && shown.ends_with("[y/N] "));
+        assert!(confirm_with(&block, true, &b"YES\n"[..], Vec::new()));
+        assert!(!confirm_with(&block, true, &b"\n"[..], Vec::new()), "the default is no");
+        assert!(!confirm_with(&block, true, &b"nope\n"[..], Vec::new()));
+        let mut shown = Vec::new();
+        assert!(!confirm_with(&block, false, &b"y\n"[..], &mut shown), "no terminal: not run");
+        assert!(String::from_utf8(shown).unwrap().contains("pass --yes"));
     }
 }
