@@ -120,6 +120,9 @@ pub struct RunArgs {
     /// Print events as JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Run code executors' blocks (sandboxed) without asking first.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     /// Backend selection.
     #[command(flatten)]
     pub backend: BackendArgs,
@@ -237,5 +240,9 @@ mod tests {
         assert_eq!(run.backend.backend.as_deref(), Some("groq"));
         assert_eq!(run.max_messages, Some(3));
         assert_eq!(run.task, "task");
+        assert!(!run.yes, "code blocks are asked about unless --yes");
+        let cli = Cli::try_parse_from(["agentgen", "run", "-y", "task"]).unwrap();
+        let Command::Run(run) = cli.command else { panic!("not run") };
+        assert!(run.yes);
     }
 }

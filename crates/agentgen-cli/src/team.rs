@@ -16,6 +16,12 @@
 //! backend = "groq"              # optional: this agent's own backend
 //! model = "openai/gpt-oss-20b"   # optional
 //! handoffs = ["reviewer"]       # swarm teams: agents it may hand over to
+//!
+//! [[agents]]
+//! name = "terminal"
+//! kind = "code_executor"        # runs the python/bash blocks it sees, sandboxed
+//! allow_network = false         # the default
+//! timeout_s = 60                # the default
 //! ```
 
 use std::fmt;
@@ -96,6 +102,19 @@ pub struct TerminationSpec {
     pub text_mention: Option<Spanned<String>>,
 }
 
+/// What an agent is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentKind {
+    /// A model with a system message, tools and handoffs.
+    #[default]
+    Assistant,
+    /// Runs the code blocks in the messages it sees, sandboxed (no network, writes only in its
+    /// own directory, no keys in its environment); `agentgen run` asks before each block unless
+    /// `--yes`.
+    CodeExecutor,
+}
+
 /// One `[[agents]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,8 +124,18 @@ pub struct AgentSpec {
     /// What the agent does, for selector teams.
     #[serde(default)]
     pub description: Option<String>,
-    /// Its instructions.
-    pub system_message: String,
+    /// What it is: a model-backed assistant (the default) or a code executor.
+    #[serde(default)]
+    pub kind: AgentKind,
+    /// Its instructions (assistants need them).
+    #[serde(default)]
+    pub system_message: Option<String>,
+    /// Code executors: whether the code may use the network (it may not by default).
+    #[serde(default)]
+    pub allow_network: bool,
+    /// Code executors: seconds a block may run before it is killed (60 by default).
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
     /// Built-in tools it may call.
     #[serde(default)]
     pub tools: Vec<Spanned<String>>,
@@ -183,6 +212,38 @@ impl TeamSpec {
                     Some(format!("agents[{i}].name")),
                     format!("two agents are named `{name}`"),
                 ));
+            }
+            match agent.kind {
+                AgentKind::Assistant if agent.system_message.is_none() => {
+                    return Err(at(
+                        agent.name.span(),
+                        Some(format!("agents[{i}].system_message")),
+                        "an assistant needs a system_message".into(),
+                    ));
+                }
+                AgentKind::CodeExecutor
+                    if !agent.tools.is_empty()
+                        || !agent.handoffs.is_empty()
+                        || agent.backend.is_some()
+                        || agent.model.is_some()
+                        || agent.system_message.is_some() =>
+                {
+                    return Err(at(
+                        agent.name.span(),
+                        Some(format!("agents[{i}].kind")),
+                        "a code_executor has no model: no system_message, tools, handoffs, \
+                         backend or model"
+                            .into(),
+                    ));
+                }
+                AgentKind::Assistant if agent.allow_network || agent.timeout_s.is_some() => {
+                    return Err(at(
+                        agent.name.span(),
+                        Some(format!("agents[{i}].kind")),
+                        "allow_network and timeout_s are for kind = \"code_executor\"".into(),
+                    ));
+                }
+                _ => {}
             }
             for tool in &agent.tools {
                 if !BUILTIN_TOOLS.contains(&tool.get_ref().as_str()) {
@@ -370,5 +431,26 @@ mod tests {
     fn syntax_errors_carry_a_position() {
         let err = parse("[team\ntype = 1\n").unwrap_err();
         assert_eq!(err.line, 1, "{err}");
+    }
+
+    #[test]
+    fn a_code_executor_has_no_model_and_an_assistant_needs_instructions() {
+        let spec = parse(
+            "[team]\ntype = \"round_robin\"\n[[agents]]\nname = \"a\"\nsystem_message = \"x\"\n\
+             [[agents]]\nname = \"run\"\nkind = \"code_executor\"\nallow_network = true\n",
+        )
+        .unwrap();
+        assert_eq!(spec.agents[1].kind, AgentKind::CodeExecutor);
+        assert!(spec.agents[1].allow_network);
+        assert_eq!(spec.agents[0].kind, AgentKind::Assistant);
+
+        let err = parse(
+            "[team]\ntype = \"round_robin\"\n[[agents]]\nname = \"run\"\nkind = \"code_executor\"\n\
+             tools = [\"add\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("agents[0].kind"), "{err}");
+        let err = parse("[team]\ntype = \"round_robin\"\n[[agents]]\nname = \"a\"\n").unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("agents[0].system_message"), "{err}");
     }
 }

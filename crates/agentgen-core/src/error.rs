@@ -176,6 +176,9 @@ pub enum AgentError {
     /// Running code failed for reasons outside the code (could not spawn, no work dir).
     #[error("code execution failed: {0}")]
     CodeExecution(String),
+    /// The code sandbox could not be made or cannot enforce its policy here.
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
 }
 
 #[cfg(test)]

@@ -1,9 +1,14 @@
-//! agentgen-core: the vocabulary of agentgen — chat messages, requests and responses in the
-//! OpenAI wire shape, the object-safe [`ChatBackend`] trait every model provider implements,
-//! and the agent runtime built on it (tools, agents, teams, termination, events, state).
+//! agentgen-core: the vocabulary of agentgen — chat messages, requests and responses, the
+//! typed OpenAI wire format both clients and the server use ([`openai`]), the object-safe
+//! [`ChatBackend`] trait every model provider implements, and the agent runtime built on it
+//! (tools, agents, teams, termination, events, state, and the [`sandbox`] model-written code
+//! runs in).
 //!
 //! It must never depend on an HTTP stack (reqwest, hyper, axum) or on llama.cpp: backends
 //! live in their own crates and plug in through [`ChatBackend`].
+
+// `unsafe` lives only at the FFI edge of the code sandbox (`sandbox::unix`, `sandbox::landlock`).
+#![deny(unsafe_code)]
 
 pub mod backend;
 pub mod clock;
@@ -18,6 +23,7 @@ pub mod agent;
 pub mod events;
 pub mod memory;
 pub mod model_context;
+pub mod sandbox;
 pub mod team;
 pub mod termination;
 pub mod testing;

@@ -4,8 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use agentgen_core::agent::{AgentError, AssistantAgent, ChatAgent};
+use agentgen_core::agent::{
+    AgentError, ApprovalPolicy, AssistantAgent, ChatAgent, CodeBlock, CodeExecutorAgent,
+};
 use agentgen_core::events::StreamItem;
+use agentgen_core::sandbox::SandboxPolicy;
 use agentgen_core::team::{RoundRobinGroupChat, SelectorGroupChat, Swarm, Team};
 use agentgen_core::termination::Termination;
 use agentgen_core::{CancellationToken, ChatBackend};
@@ -16,7 +19,7 @@ use crate::cli::RunArgs;
 use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::output::Printer;
-use crate::team::{TeamKind, TeamSpec};
+use crate::team::{AgentKind, TeamKind, TeamSpec};
 
 /// Runs `agentgen run`.
 pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
@@ -45,7 +48,8 @@ pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
         .max_messages
         .or_else(|| spec.termination.max_messages.as_ref().map(|m| *m.get_ref()))
         .unwrap_or(settings.run.max_messages);
-    let mut team = build_team(&spec, agent_backends, selector, max_messages, settings)?;
+    let approval = if args.yes { ApprovalPolicy::RunWithoutAsking } else { ask_on_terminal() };
+    let mut team = build_team(&spec, agent_backends, selector, max_messages, settings, approval)?;
 
     let started = Instant::now();
     let mut printer = Printer::new(std::io::stdout(), args.json);
@@ -63,11 +67,12 @@ pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
     Ok(())
 }
 
-/// The backend each agent runs on: its own `backend`/`model` from the team file, else the
-/// configured ones.
+/// The backend each assistant runs on (code executors need none): its own `backend`/`model`
+/// from the team file, else the configured ones.
 pub fn agent_choices(spec: &TeamSpec, settings: &Settings) -> CliResult<Vec<BackendChoice>> {
     spec.agents
         .iter()
+        .filter(|a| a.kind == AgentKind::Assistant)
         .map(|a| {
             let kind = match &a.backend {
                 Some(b) => b.get_ref().parse()?,
@@ -83,19 +88,40 @@ pub fn agent_choices(spec: &TeamSpec, settings: &Settings) -> CliResult<Vec<Back
         .collect()
 }
 
-/// Builds the team a spec describes, one backend per agent (in order), plus the selector's
-/// model for selector teams.
+/// Builds the team a spec describes, one backend per assistant (in order), plus the selector's
+/// model for selector teams; code executors approve blocks as `approval` says.
 pub fn build_team(
     spec: &TeamSpec,
     agent_backends: Vec<Arc<dyn ChatBackend>>,
     selector: Option<Arc<dyn ChatBackend>>,
     max_messages: usize,
     settings: &Settings,
+    approval: ApprovalPolicy,
 ) -> CliResult<Box<dyn Team>> {
     let mut agents: Vec<Box<dyn ChatAgent>> = Vec::new();
-    for (a, backend) in spec.agents.iter().zip(agent_backends) {
+    let mut backends = agent_backends.into_iter();
+    for a in &spec.agents {
+        if a.kind == AgentKind::CodeExecutor {
+            let mut sandbox = SandboxPolicy::default();
+            if a.allow_network {
+                sandbox = sandbox.allow_network();
+            }
+            let mut agent = CodeExecutorAgent::new(a.name.get_ref().clone(), approval.clone())
+                .with_sandbox(sandbox);
+            if let Some(secs) = a.timeout_s {
+                agent = agent.with_timeout(std::time::Duration::from_secs(secs));
+            }
+            if let Some(d) = &a.description {
+                agent = agent.with_description(d.clone());
+            }
+            agents.push(Box::new(agent));
+            continue;
+        }
+        let backend = backends.next().ok_or_else(|| {
+            CliError::Config(format!("no model backend for agent `{}`", a.name.get_ref()))
+        })?;
         let mut agent = AssistantAgent::new(a.name.get_ref().clone(), backend)
-            .with_system_message(a.system_message.clone())
+            .with_system_message(a.system_message.clone().unwrap_or_default())
             .with_streaming(true);
         if let Some(d) = &a.description {
             agent = agent.with_description(d.clone());
@@ -142,6 +168,42 @@ pub fn build_team(
     })
 }
 
+/// Shows each block on stderr and runs it only if the person at the terminal says yes; with no
+/// terminal to ask on, runs nothing.
+fn ask_on_terminal() -> ApprovalPolicy {
+    ApprovalPolicy::ask(|block: CodeBlock| async move {
+        tokio::task::spawn_blocking(move || confirm(&block)).await.unwrap_or(false)
+    })
+}
+
+fn confirm(block: &CodeBlock) -> bool {
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    let terminal = stdin.is_terminal();
+    confirm_with(block, terminal, stdin.lock(), std::io::stderr().lock())
+}
+
+/// Shows `block` on `err` and reads the answer from `input` when it is a terminal.
+fn confirm_with(
+    block: &CodeBlock,
+    terminal: bool,
+    mut input: impl std::io::BufRead,
+    mut err: impl std::io::Write,
+) -> bool {
+    let _ = writeln!(err, "── code block ({}) ──\n{}", block.language, block.code.trim_end());
+    if !terminal {
+        let _ = writeln!(err, "Not run: no terminal to ask on (pass --yes to run code blocks).");
+        return false;
+    }
+    let _ = write!(err, "Run this block in the sandbox? [y/N] ");
+    let _ = err.flush();
+    let mut line = String::new();
+    if input.read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
 fn agent_error(e: AgentError) -> CliError {
     match e {
         AgentError::Backend(b) => CliError::Backend(b),
@@ -165,6 +227,10 @@ mod tests {
         load(&sources, &Overrides::default()).unwrap()
     }
 
+    fn yes() -> ApprovalPolicy {
+        ApprovalPolicy::RunWithoutAsking
+    }
+
     fn spec(text: &str) -> TeamSpec {
         TeamSpec::parse(text, Path::new("t.toml")).unwrap()
     }
@@ -181,7 +247,7 @@ mod tests {
         let reviewer: Arc<dyn ChatBackend> =
             Arc::new(ScriptedBackend::with_texts(["shorter please", "APPROVE"]));
         let mut team =
-            build_team(&TeamSpec::builtin(), vec![writer, reviewer], None, 10, &settings())
+            build_team(&TeamSpec::builtin(), vec![writer, reviewer], None, 10, &settings(), yes())
                 .unwrap();
         assert_eq!(
             sources_of(&mut team, "task").await,
@@ -205,7 +271,8 @@ mod tests {
             Reply::call("c1", "add", r#"{"a": 2, "b": 3}"#),
             Reply::text("5. DONE"),
         ]));
-        let mut team = build_team(&spec, vec![triage, solver], None, 5, &settings()).unwrap();
+        let mut team =
+            build_team(&spec, vec![triage, solver], None, 5, &settings(), yes()).unwrap();
         let sources = sources_of(&mut team, "2+3?").await;
         assert_eq!(sources.first().map(String::as_str), Some("user"));
         assert_eq!(sources.last().map(String::as_str), Some("solver"), "{sources:?}");
@@ -223,10 +290,14 @@ mod tests {
         let bob: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::with_texts(["from bob"]));
         let selector = Arc::new(ScriptedBackend::with_texts(["bob"]));
         let mut team =
-            build_team(&spec, vec![alice, bob], Some(selector.clone()), 2, &settings()).unwrap();
+            build_team(&spec, vec![alice, bob], Some(selector.clone()), 2, &settings(), yes())
+                .unwrap();
         assert_eq!(sources_of(&mut team, "hi").await, ["user", "bob"]);
         assert_eq!(selector.request_count(), 1);
-        assert!(build_team(&spec, vec![], None, 2, &settings()).is_err(), "no selector model");
+        assert!(
+            build_team(&spec, vec![], None, 2, &settings(), yes()).is_err(),
+            "no selector model"
+        );
     }
 
     #[test]
@@ -244,5 +315,59 @@ mod tests {
         assert_eq!(choices[0], BackendChoice { kind: Local, model: Some("local-model".into()) });
         assert_eq!(choices[1], BackendChoice { kind: Groq, model: Some("m".into()) });
         assert_eq!(choices[2], BackendChoice { kind: Groq, model: None });
+    }
+
+    const CODER_AND_TERMINAL: &str =
+        "[team]\ntype = \"round_robin\"\n[termination]\nmax_messages = 3\n\
+         [[agents]]\nname = \"coder\"\nsystem_message = \"write code\"\n\
+         [[agents]]\nname = \"terminal\"\nkind = \"code_executor\"\ntimeout_s = 10\n";
+
+    fn coder() -> Arc<dyn ChatBackend> {
+        Arc::new(ScriptedBackend::with_texts([
+            "```sh\necho \"key=${GROQ_API_KEY:-none}\"\ntouch ran.txt\n```",
+        ]))
+    }
+
+    async fn terminal_says(team: &mut Box<dyn Team>) -> String {
+        let result = team.run("print something".into()).await.unwrap();
+        let last = result.messages.last().unwrap();
+        assert_eq!(last.source, "terminal");
+        last.content.clone()
+    }
+
+    #[tokio::test]
+    async fn a_code_executor_in_a_team_file_runs_blocks_sandboxed_with_yes() {
+        let spec = spec(CODER_AND_TERMINAL);
+        let mut team = build_team(&spec, vec![coder()], None, 3, &settings(), yes()).unwrap();
+        assert_eq!(terminal_says(&mut team).await, "exit code: 0\nkey=none\n");
+    }
+
+    #[tokio::test]
+    async fn without_yes_a_refused_block_does_not_run() {
+        let spec = spec(CODER_AND_TERMINAL);
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = asked.clone();
+        let refuse = ApprovalPolicy::ask(move |_block: CodeBlock| {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { false }
+        });
+        let mut team = build_team(&spec, vec![coder()], None, 3, &settings(), refuse).unwrap();
+        assert_eq!(terminal_says(&mut team).await, "Code execution was not approved.");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_prompt_shows_the_block_and_runs_it_only_on_yes() {
+        let block = CodeBlock { language: "sh".into(), code: "echo hi\n".into() };
+        let mut shown = Vec::new();
+        assert!(confirm_with(&block, true, &b"y\n"[..], &mut shown));
+        let shown = String::from_utf8(shown).unwrap();
+        assert!(shown.contains("── code block (sh) ──\necho hi\n") && shown.ends_with("[y/N] "));
+        assert!(confirm_with(&block, true, &b"YES\n"[..], Vec::new()));
+        assert!(!confirm_with(&block, true, &b"\n"[..], Vec::new()), "the default is no");
+        assert!(!confirm_with(&block, true, &b"nope\n"[..], Vec::new()));
+        let mut shown = Vec::new();
+        assert!(!confirm_with(&block, false, &b"y\n"[..], &mut shown), "no terminal: not run");
+        assert!(String::from_utf8(shown).unwrap().contains("pass --yes"));
     }
 }

@@ -1,23 +1,22 @@
 //! [`CodeExecutorAgent`]: runs the fenced ```python / ```bash / ```sh blocks found in the
-//! messages it receives, each in a subprocess in a working directory, with a timeout, an
-//! output cap and an optional approval hook, and answers with exit codes and output.
+//! messages it receives, each in a sandboxed subprocess (see [`crate::sandbox`]), with a
+//! timeout, an output cap and an approval policy the caller must choose, and answers with exit
+//! codes and output.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::AsyncReadExt;
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::{parse_state, to_state, AgentError, ChatAgent, Response};
 use crate::events::{AgentMessage, EventSink};
+use crate::sandbox::{Sandbox, SandboxError, SandboxPolicy};
 
 /// A fenced code block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,14 +74,49 @@ impl CodeOutcome {
 /// Decides whether a block may run.
 pub type ApprovalFn = Arc<dyn Fn(CodeBlock) -> BoxFuture<'static, bool> + Send + Sync>;
 
-/// Runs code blocks from the conversation.
+/// Whether blocks run without a person's say-so. There is no default: whoever builds a
+/// [`CodeExecutorAgent`] chooses one.
+#[derive(Clone)]
+pub enum ApprovalPolicy {
+    /// Every block runs (in the sandbox) without asking: for callers that approved in advance
+    /// (`--yes`) or trust the sandbox alone.
+    RunWithoutAsking,
+    /// Each block runs only if this function says yes.
+    Ask(ApprovalFn),
+}
+
+impl ApprovalPolicy {
+    /// Asks `approve` before each block.
+    pub fn ask<F, Fut>(approve: F) -> Self
+    where
+        F: Fn(CodeBlock) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = bool> + Send + 'static,
+    {
+        Self::Ask(Arc::new(move |b| Box::pin(approve(b))))
+    }
+}
+
+impl fmt::Debug for ApprovalPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::RunWithoutAsking => "RunWithoutAsking",
+            Self::Ask(_) => "Ask(..)",
+        })
+    }
+}
+
+/// Runs code blocks from the conversation, each in a [`Sandbox`]: by default without network,
+/// writing only in a fresh directory of its own, with resource limits, the caller's keys out of
+/// its environment, and every process it started killed when the block ends. Blocks of one run
+/// share that directory; [`reset`](ChatAgent::reset) starts a new one.
 pub struct CodeExecutorAgent {
     name: String,
     description: String,
-    work_dir: PathBuf,
+    policy: SandboxPolicy,
+    sandbox: Option<Sandbox>,
     timeout: Duration,
     output_cap: usize,
-    approval: Option<ApprovalFn>,
+    approval: ApprovalPolicy,
     counter: u64,
 }
 
@@ -90,10 +124,11 @@ impl fmt::Debug for CodeExecutorAgent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CodeExecutorAgent")
             .field("name", &self.name)
-            .field("work_dir", &self.work_dir)
+            .field("policy", &self.policy)
+            .field("work_dir", &self.work_dir())
             .field("timeout", &self.timeout)
             .field("output_cap", &self.output_cap)
-            .field("approval", &self.approval.is_some())
+            .field("approval", &self.approval)
             .finish_non_exhaustive()
     }
 }
@@ -104,16 +139,17 @@ struct ExecutorState {
 }
 
 impl CodeExecutorAgent {
-    /// An executor running code in `work_dir` (created when missing), with a 60 s timeout and
-    /// a 16 KiB output cap per block.
-    pub fn new(name: impl Into<String>, work_dir: impl Into<PathBuf>) -> Self {
+    /// An executor under the default (strict) [`SandboxPolicy`], with a 60 s timeout and a
+    /// 16 KiB output cap per block, approving blocks as `approval` says.
+    pub fn new(name: impl Into<String>, approval: ApprovalPolicy) -> Self {
         Self {
             name: name.into(),
             description: "A computer terminal that runs python and bash code blocks and reports their output.".into(),
-            work_dir: work_dir.into(),
+            policy: SandboxPolicy::default(),
+            sandbox: None,
             timeout: Duration::from_secs(60),
             output_cap: 16 * 1024,
-            approval: None,
+            approval,
             counter: 0,
         }
     }
@@ -121,6 +157,13 @@ impl CodeExecutorAgent {
     /// Sets the description.
     pub fn with_description(mut self, description: impl Into<String>) -> Self {
         self.description = description.into();
+        self
+    }
+
+    /// Sets what the code may do (the next run's sandbox uses it).
+    pub fn with_sandbox(mut self, policy: SandboxPolicy) -> Self {
+        self.policy = policy;
+        self.sandbox = None;
         self
     }
 
@@ -136,17 +179,13 @@ impl CodeExecutorAgent {
         self
     }
 
-    /// Asks `approve` before running each block.
-    pub fn with_approval<F, Fut>(mut self, approve: F) -> Self
-    where
-        F: Fn(CodeBlock) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = bool> + Send + 'static,
-    {
-        self.approval = Some(Arc::new(move |b| Box::pin(approve(b))));
-        self
+    /// The current run's working directory, once a block has run.
+    pub fn work_dir(&self) -> Option<&Path> {
+        self.sandbox.as_ref().map(Sandbox::dir)
     }
 
-    /// Runs one block (after approval) and reports how it went.
+    /// Runs one block (after approval) and reports how it went. Fails when the sandbox policy
+    /// cannot be enforced here ([`AgentError::Sandbox`]).
     pub async fn execute(
         &mut self,
         block: &CodeBlock,
@@ -161,7 +200,7 @@ impl CodeExecutorAgent {
             timed_out: false,
             rejected: false,
         };
-        if let Some(approve) = &self.approval {
+        if let ApprovalPolicy::Ask(approve) = &self.approval {
             if !approve(block.clone()).await {
                 outcome.rejected = true;
                 return Ok(outcome);
@@ -170,35 +209,32 @@ impl CodeExecutorAgent {
         let (program, ext) = interpreter(&block.language).ok_or_else(|| {
             AgentError::CodeExecution(format!("unsupported language `{}`", block.language))
         })?;
-        tokio::fs::create_dir_all(&self.work_dir).await.map_err(|e| {
-            AgentError::CodeExecution(format!("cannot create {}: {e}", self.work_dir.display()))
-        })?;
+        let sandbox = match &mut self.sandbox {
+            Some(sandbox) => sandbox,
+            empty => empty.insert(Sandbox::new(self.policy.clone()).await?),
+        };
         self.counter += 1;
-        let file = self.work_dir.join(format!(
-            "agentgen_block_{}_{}.{ext}",
-            std::process::id(),
-            self.counter
-        ));
-        tokio::fs::write(&file, &block.code).await.map_err(|e| {
-            AgentError::CodeExecution(format!("cannot write {}: {e}", file.display()))
-        })?;
-        let (res, total) =
-            run_file(program, &file, &self.work_dir, self.timeout, self.output_cap, cancel).await;
+        let file = sandbox
+            .write_file(&format!("block_{}.{ext}", self.counter), block.code.as_bytes())
+            .await?;
+        let run = sandbox
+            .run(program, &[file.clone().into_os_string()], self.timeout, self.output_cap, cancel)
+            .await;
         let _ = tokio::fs::remove_file(&file).await;
-        match res {
-            RunEnd::Exited(code, output) => {
-                outcome.exit_code = code;
-                outcome.output = output;
+        match run {
+            Ok(run) => {
+                outcome.exit_code = run.exit_code;
+                outcome.timed_out = run.timed_out;
+                outcome.output = run.output;
+                outcome.total_bytes = run.total_bytes;
+                outcome.truncated = run.total_bytes > self.output_cap;
             }
-            RunEnd::TimedOut(output) => {
-                outcome.timed_out = true;
-                outcome.output = output;
+            Err(SandboxError::Spawn { program, message }) => {
+                outcome.output = format!("could not start `{program}`: {message}");
             }
-            RunEnd::NotStarted(e) => outcome.output = format!("could not start `{program}`: {e}"),
-            RunEnd::Cancelled => return Err(AgentError::Cancelled),
+            Err(SandboxError::Cancelled) => return Err(AgentError::Cancelled),
+            Err(e) => return Err(e.into()),
         }
-        outcome.truncated = total > self.output_cap;
-        outcome.total_bytes = total;
         Ok(outcome)
     }
 }
@@ -230,87 +266,6 @@ pub fn extract_code_blocks(text: &str) -> Vec<CodeBlock> {
         blocks.push(CodeBlock { language, code: code.join("\n") + "\n" });
     }
     blocks
-}
-
-enum RunEnd {
-    Exited(Option<i32>, String),
-    TimedOut(String),
-    NotStarted(String),
-    Cancelled,
-}
-
-async fn run_file(
-    program: &str,
-    file: &Path,
-    dir: &Path,
-    timeout: Duration,
-    cap: usize,
-    cancel: &CancellationToken,
-) -> (RunEnd, usize) {
-    let mut child = match Command::new(program)
-        .arg(file)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => return (RunEnd::NotStarted(e.to_string()), 0),
-    };
-    let buf = Arc::new(Mutex::new((Vec::<u8>::new(), 0usize)));
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    enum Wait {
-        Done(Option<i32>),
-        Timeout,
-        Cancelled,
-    }
-    let wait = {
-        let run = async {
-            tokio::join!(drain(stdout, &buf, cap), drain(stderr, &buf, cap));
-            child.wait().await.ok().and_then(|s| s.code())
-        };
-        tokio::select! {
-            res = tokio::time::timeout(timeout, run) => res.map_or(Wait::Timeout, Wait::Done),
-            _ = cancel.cancelled() => Wait::Cancelled,
-        }
-    };
-    if !matches!(wait, Wait::Done(_)) {
-        let _ = child.kill().await;
-    }
-    let (bytes, total) = {
-        let guard = buf.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        (guard.0.clone(), guard.1)
-    };
-    let output = String::from_utf8_lossy(&bytes).into_owned();
-    let end = match wait {
-        Wait::Done(code) => RunEnd::Exited(code, output),
-        Wait::Timeout => RunEnd::TimedOut(output),
-        Wait::Cancelled => RunEnd::Cancelled,
-    };
-    (end, total)
-}
-
-/// Reads a pipe to its end, keeping at most `cap` bytes in all and counting the rest.
-async fn drain<R: tokio::io::AsyncRead + Unpin>(
-    pipe: Option<R>,
-    buf: &Mutex<(Vec<u8>, usize)>,
-    cap: usize,
-) {
-    let Some(mut pipe) = pipe else { return };
-    let mut chunk = [0u8; 4096];
-    loop {
-        match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                let mut guard = buf.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let room = cap.saturating_sub(guard.0.len());
-                guard.0.extend_from_slice(&chunk[..n.min(room)]);
-                guard.1 += n;
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -351,7 +306,9 @@ impl ChatAgent for CodeExecutorAgent {
         Ok(Response::new(AgentMessage::text(self.name.clone(), reports.join("\n\n"))))
     }
 
-    async fn reset(&mut self) {}
+    async fn reset(&mut self) {
+        self.sandbox = None;
+    }
 
     async fn save_state(&self) -> Result<Value, AgentError> {
         to_state(&ExecutorState { counter: self.counter })
