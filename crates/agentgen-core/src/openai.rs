@@ -55,14 +55,16 @@ pub struct StreamOptions {
     pub include_usage: bool,
 }
 
-/// A whole `chat.completion` object.
+/// The object around the choices of a whole completion ([`ChatCompletion`]) and of a streamed
+/// chunk ([`ChatCompletionChunk`]): the same fields, one definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChatCompletion {
-    /// Completion id.
+#[serde(bound(deserialize = "C: Deserialize<'de>"))]
+pub struct Envelope<C> {
+    /// Completion id (the same on every chunk of a stream).
     #[serde(default)]
     pub id: String,
-    /// Always `chat.completion`.
-    #[serde(default = "completion_object")]
+    /// `chat.completion` or `chat.completion.chunk`.
+    #[serde(default)]
     pub object: String,
     /// Unix seconds.
     #[serde(default)]
@@ -73,16 +75,29 @@ pub struct ChatCompletion {
     /// Written as `null`.
     #[serde(default)]
     pub system_fingerprint: Option<String>,
-    /// One choice (agentgen only asks for `n` = 1).
+    /// One choice (agentgen only asks for `n` = 1); none on a stream's usage chunk.
     #[serde(default)]
-    pub choices: Vec<Choice>,
-    /// Token counts (and Groq's seconds).
+    pub choices: Vec<C>,
+    /// Token counts (and Groq's seconds). On a stream under `include_usage`, `Some(None)` is
+    /// the `null` OpenAI writes on every chunk but the last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<WireUsage>,
-    /// llama-server's timings.
+    pub usage: Option<Option<WireUsage>>,
+    /// llama-server's timings (on a stream, on the finish chunk).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timings: Option<Timings>,
+    /// Groq's request id, and on a stream's last chunk its usage or the error that stopped it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_groq: Option<XGroq>,
+    /// An error some servers put in a stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
 }
+
+/// A whole `chat.completion` object.
+pub type ChatCompletion = Envelope<Choice>;
+
+/// One streamed `chat.completion.chunk`.
+pub type ChatCompletionChunk = Envelope<ChunkChoice>;
 
 fn completion_object() -> String {
     COMPLETION_OBJECT.to_owned()
@@ -262,8 +277,10 @@ impl ChatCompletion {
                 logprobs: None,
                 finish_reason: Some(finish_reason_str(resp.finish_reason).to_owned()),
             }],
-            usage: Some(WireUsage::from(&resp.usage)),
+            usage: Some(Some(WireUsage::from(&resp.usage))),
             timings: resp.timings,
+            x_groq: None,
+            error: None,
         }
     }
 
@@ -281,10 +298,9 @@ impl ChatCompletion {
             None if !tool_calls.is_empty() => FinishReason::ToolCalls,
             None => FinishReason::Stop,
         };
-        let timings = self
-            .timings
-            .map(read_timings)
-            .or_else(|| self.usage.as_ref().and_then(WireUsage::timings));
+        let usage = self.usage.flatten();
+        let timings =
+            self.timings.map(read_timings).or_else(|| usage.as_ref().and_then(WireUsage::timings));
         Ok(ChatResponse {
             id: self.id,
             model: self.model,
@@ -294,47 +310,11 @@ impl ChatCompletion {
                 name: None,
             },
             finish_reason,
-            usage: self.usage.as_ref().map(WireUsage::usage).unwrap_or_default(),
+            usage: usage.as_ref().map(WireUsage::usage).unwrap_or_default(),
             timings,
             served_by: None,
         })
     }
-}
-
-/// One streamed `chat.completion.chunk`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChatCompletionChunk {
-    /// Completion id (the same on every chunk).
-    #[serde(default)]
-    pub id: String,
-    /// Always `chat.completion.chunk`.
-    #[serde(default = "chunk_object")]
-    pub object: String,
-    /// Unix seconds.
-    #[serde(default)]
-    pub created: u64,
-    /// Model id.
-    #[serde(default)]
-    pub model: String,
-    /// Written as `null`.
-    #[serde(default)]
-    pub system_fingerprint: Option<String>,
-    /// One choice, or none on the usage chunk.
-    #[serde(default)]
-    pub choices: Vec<ChunkChoice>,
-    /// Absent: not asked for; `Some(None)`: `null` on every chunk but the usage chunk, as
-    /// OpenAI writes it under `include_usage`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Option<WireUsage>>,
-    /// llama-server's timings, on the finish chunk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timings: Option<Timings>,
-    /// Groq's usage and errors on the last chunk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub x_groq: Option<XGroq>,
-    /// An error some servers put in the stream.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<Value>,
 }
 
 /// Groq's `x_groq` object.
