@@ -6,6 +6,7 @@
 //!   the Python clients (`openai`, AutoGen) against `agentgen serve`, the offline proof inside a
 //!   network namespace, and the quick benchmark with checks on the files it writes.
 //! - `bench`: the end-to-end benchmark (`benches` package, binary `agentgen-bench`).
+//! - `check-features`: the CLI's `groq` and `local` feature sets built alone, trees checked.
 //!
 //! xtask has no native dependencies so it compiles before cmake and libclang are installed.
 
@@ -51,6 +52,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Builds the CLI's feature sets alone (`groq` without llama.cpp or a C++ compiler, `local`
+    /// without an HTTP client) and checks their dependency trees.
+    CheckFeatures,
     /// Checks the files a benchmark run wrote under DIR (results.json and the PNG charts).
     CheckBench {
         /// The output folder, default `<target>/bench`.
@@ -65,6 +69,10 @@ fn main() -> ExitCode {
         Command::Test { skip_bench } => testrun::run(skip_bench),
         Command::Bench { args } => bench(&args),
         Command::CheckBench { dir } => check_bench(dir),
+        Command::CheckFeatures => cmd::Workspace::locate().and_then(|ws| {
+            println!("{}", features::check(&ws)?);
+            Ok(ExitCode::SUCCESS)
+        }),
     };
     match result {
         Ok(code) => code,
