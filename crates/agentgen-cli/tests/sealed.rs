@@ -273,16 +273,19 @@ fn a_sealed_server_cannot_connect_out_and_says_why() {
 }
 
 #[test]
-fn the_python_clients_work_against_a_sealed_server() {
-    // Needs a Python with `openai` and `autogen-agentchat` (tests/python/requirements.txt in
-    // agentgen-server); point AGENTGEN_PYTHON at it. Without it this test says so and passes.
+fn local_only_seals_and_the_python_clients_work_against_it() {
     let Some(model) = test_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let srv = serve(dir.path(), &["--local-only", "--no-pull", "--model", model.to_str().unwrap()]);
+    assert_eq!(status_field(srv.child.id(), "Seccomp:"), "2", "--local-only implies --sealed");
+    let (_, body) = http(&srv.addr, "GET", "/v1/locality", None).unwrap();
+    assert!(body.contains(r#""mechanism":"seccomp""#), "{body}");
+    // The real clients need a Python with `openai` and `autogen-agentchat`
+    // (agentgen-server/tests/python/requirements.txt): point AGENTGEN_PYTHON at it.
     let Ok(python) = std::env::var("AGENTGEN_PYTHON") else {
         eprintln!("AGENTGEN_PYTHON is not set: not running the Python clients");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let srv = serve(dir.path(), &["--sealed", "--no-pull", "--model", model.to_str().unwrap()]);
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agentgen-server/tests/python");
     for script in ["test_openai_client.py", "test_autogen.py"] {
         let out = Command::new(&python)
@@ -295,6 +298,10 @@ fn the_python_clients_work_against_a_sealed_server() {
             "{script}:\n{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!(
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("")
         );
     }
     assert_eq!(status_field(srv.child.id(), "Seccomp:"), "2");

@@ -238,3 +238,77 @@ mod imp {
         Err(unsupported())
     }
 }
+
+#[cfg(all(test, target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+    use std::process::Command;
+
+    use super::*;
+
+    const CHILD_ENV: &str = "AGENTGEN_SEAL_TEST_CHILD_PORT";
+
+    /// Sealing is irreversible, so it runs in a child process: this test binary again, running
+    /// only [`sealed_child`] with the port of a listener the parent holds.
+    #[test]
+    fn a_sealed_process_cannot_open_or_connect_sockets() {
+        probe().expect("this kernel can seal");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "seal::tests::sealed_child", "--nocapture", "--test-threads", "1"])
+            .env(CHILD_ENV, port.to_string())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("child: sealed, every way out refused"), "{stdout}");
+        assert!(
+            matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "the sealed child reached the listener"
+        );
+    }
+
+    #[test]
+    fn sealed_child() {
+        let Ok(port) = std::env::var(CHILD_ENV) else { return };
+        // Opened before the seal: keeps working after it.
+        let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let info = seal().expect("seal");
+        assert_eq!(info.mechanism, SealMechanism::Seccomp);
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        assert!(status.lines().any(|l| l == "Seccomp:\t2"), "{status}");
+
+        let err = TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+        let err = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+        let err = std::os::unix::net::UnixStream::pair().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+        let err =
+            std::os::unix::net::UnixStream::connect("/nonexistent-agentgen-relay").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+        #[cfg(target_arch = "x86_64")]
+        {
+            // The x32 ABI's number for socket(AF_INET, SOCK_STREAM, 0).
+            // SAFETY: a raw system call with integer arguments only; it touches no memory.
+            let rc = unsafe {
+                libc::syscall(0x4000_0000 | libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM, 0)
+            };
+            assert_eq!(rc, -1);
+            assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EPERM));
+        }
+        // A thread started after the seal inherits it.
+        let err =
+            std::thread::spawn(|| TcpStream::connect("127.0.0.1:9").unwrap_err()).join().unwrap();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+        // What was open before still works.
+        use std::io::{Read, Write};
+        a.write_all(b"ok").unwrap();
+        let mut buf = [0u8; 2];
+        b.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ok");
+        println!("child: sealed, every way out refused");
+    }
+}

@@ -223,7 +223,7 @@ fn open_mapped(
     if &magic != b"GGUF" {
         return Err(format!("does not start with the GGUF magic (starts with {magic:02x?})"));
     }
-    // Rewind by reopening through /proc/self/fd so the same open file is hashed from byte 0.
+    // Rewind: the hash reads this same open file from byte 0.
     use std::io::Seek;
     file.seek(std::io::SeekFrom::Start(0)).map_err(|e| format!("cannot rewind it: {e}"))?;
     Ok((file, meta.len()))
