@@ -151,9 +151,13 @@ pub struct ServeArgs {
     /// Require this key as `Authorization: Bearer` or `X-Api-Key`.
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
-    /// Refuse to start with a remote backend.
+    /// Refuse to start with a remote backend; implies --sealed.
     #[arg(long)]
     pub local_only: bool,
+    /// Once the model is loaded, make this process unable to open or connect any socket
+    /// (a seccomp filter); refuse to start where that is impossible.
+    #[arg(long)]
+    pub sealed: bool,
     /// Backend selection.
     #[command(flatten)]
     pub backend: BackendArgs,
@@ -199,6 +203,12 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also compute the challenge's greedy answer here from the verified GGUF and compare.
+    #[arg(long)]
+    pub recompute: bool,
+    /// Seconds allowed for each request to the server.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub timeout: u64,
 }
 
 /// `agentgen config …`.

@@ -515,7 +515,7 @@ fn serve_answers_health_and_chat_and_verify_local_passes() {
     let Some(model) = test_model() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut child = agentgen(dir.path())
-        .args(["serve", "--port", "0", "--model", model.to_str().unwrap()])
+        .args(["serve", "--sealed", "--port", "0", "--model", model.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

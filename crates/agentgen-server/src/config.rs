@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Server settings. [`Default`] binds 127.0.0.1:8080, no key, 4 concurrent generations,
-/// 64 waiting, 4 MiB bodies, CORS off, 10 s shutdown deadline.
+/// 64 waiting, 4 MiB bodies, CORS off, not sealed, 10 s shutdown deadline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServeConfig {
     /// Host name or address to bind (default `127.0.0.1`).
@@ -16,6 +16,10 @@ pub struct ServeConfig {
     pub api_key: Option<String>,
     /// Refuse to start with a backend whose model runs elsewhere.
     pub local_only: bool,
+    /// Seal the process when the backend is installed: from then on it cannot open or connect
+    /// any socket ([`crate::seal`]). Checked at bind: where sealing is impossible the server
+    /// refuses to start.
+    pub sealed: bool,
     /// Requests that may wait for a free slot; beyond that, 503 with `Retry-After`.
     pub max_queue: usize,
     /// Generations that run at once (the engine's parallel slots).
@@ -37,6 +41,7 @@ impl Default for ServeConfig {
             port: 8080,
             api_key: None,
             local_only: false,
+            sealed: false,
             max_queue: 64,
             max_concurrent: 4,
             body_limit_bytes: 4 * 1024 * 1024,
@@ -105,6 +110,9 @@ pub enum ServeError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// `sealed` was asked for and the process cannot be sealed here.
+    #[error(transparent)]
+    Seal(#[from] crate::seal::SealError),
     /// A backend was installed twice.
     #[error("the server already has a backend")]
     BackendAlreadySet,

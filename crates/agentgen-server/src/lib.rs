@@ -5,7 +5,8 @@
 //! `GET /v1/models/{id}`, `GET /health`, `GET /metrics` (Prometheus) and `GET /v1/locality`.
 //! Every error is OpenAI's error JSON. The server binds 127.0.0.1 by default, needs an API key
 //! for any other address, bounds its queue (503 + `Retry-After` when full), cancels a
-//! generation when its client disconnects, and shuts down gracefully.
+//! generation when its client disconnects, and shuts down gracefully. Sealed
+//! ([`ServeConfig::sealed`], [`seal`]), it cannot reach the network once its model is loaded.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -20,17 +21,27 @@ mod chat;
 mod config;
 mod error;
 pub mod metrics;
+mod procfs;
 mod routes;
+pub mod seal;
 mod state;
 pub mod verify;
+mod verify_conn;
+mod verify_kernel;
 pub mod wire;
 
-pub use attest::{hash_file, hostname, Attestation, FileDigest, ModelAttestationSource};
+pub use attest::{
+    hash_file, hash_reader, hostname, Attestation, FileDigest, ModelAttestationSource,
+};
 pub use config::{ServeConfig, ServeError};
 pub use error::ApiError;
 pub use routes::router;
+pub use seal::{SealError, SealInfo, SealMechanism};
 pub use state::{check_local_only, AppState};
-pub use verify::{verify_local, verify_local_with, Check, VerifyOptions, VerifyReport};
+pub use verify::{
+    verify_local, verify_local_with, ChallengeAnswer, Check, Recompute, RecomputeJob,
+    VerifyOptions, VerifyReport,
+};
 
 /// A bound, not yet running server. Lets a caller learn the address and install the backend
 /// later (the server answers 503 "loading" until then).
@@ -43,7 +54,7 @@ pub struct Server {
 
 impl Server {
     /// Checks the settings and binds the address. A non-loopback address without an API key
-    /// is refused.
+    /// is refused, and so is `sealed` where this system cannot seal a process.
     pub async fn bind(
         config: ServeConfig,
         attestation: Option<ModelAttestationSource>,
@@ -62,6 +73,9 @@ impl Server {
                 field: "body_limit_bytes",
                 message: "must be at least 1".into(),
             });
+        }
+        if config.sealed {
+            seal::probe()?;
         }
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((config.host.as_str(), config.port))
             .await

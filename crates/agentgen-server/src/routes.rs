@@ -160,23 +160,23 @@ async fn locality(State(state): State<AppState>) -> Result<Json<Attestation>, Ap
     let backend = state.ready_backend()?;
     let info = backend.info();
     let (model_path, digest) = match &state.inner.attestation {
-        Some((source, rx)) => {
-            let mut rx = rx.clone();
+        Some(attested) => {
+            let mut rx = attested.rx.clone();
             let digest = rx
                 .wait_for(Option::is_some)
                 .await
-                .map(|d| d.clone().flatten_digest())
+                .map(|d| d.clone().unwrap_or_else(|| Err("the model is not hashed yet".into())))
                 .unwrap_or_else(|_| Err("the model hash task stopped".into()));
-            let path = std::path::absolute(&source.model_path)
-                .unwrap_or_else(|_| source.model_path.clone());
+            let path = std::path::absolute(&attested.source.model_path)
+                .unwrap_or_else(|_| attested.source.model_path.clone());
             (Some(path.display().to_string()), Some(digest))
         }
         None => (None, None),
     };
-    let (model_size, model_sha256, model_hash_error) = match digest {
-        Some(Ok(d)) => (Some(d.size), Some(d.sha256), None),
-        Some(Err(e)) => (None, None, Some(e)),
-        None => (None, None, None),
+    let (model_size, model_sha256, model_hash_error, model_mapped) = match digest {
+        Some(Ok(d)) => (Some(d.digest.size), Some(d.digest.sha256), None, d.mapped),
+        Some(Err(e)) => (None, None, Some(e), false),
+        None => (None, None, None, false),
     };
     Ok(Json(Attestation {
         locality: info.locality.clone(),
@@ -186,21 +186,13 @@ async fn locality(State(state): State<AppState>) -> Result<Json<Attestation>, Ap
         model_size,
         model_sha256,
         model_hash_error,
+        model_mapped,
+        seal: state.seal().cloned(),
         pid: std::process::id(),
         hostname: crate::attest::hostname(),
         bind_addresses: state.inner.bind_addresses.get().cloned().unwrap_or_default(),
         remote_backend_configured: !info.locality.is_local(),
     }))
-}
-
-trait FlattenDigest {
-    fn flatten_digest(self) -> Result<crate::attest::FileDigest, String>;
-}
-
-impl FlattenDigest for crate::state::DigestState {
-    fn flatten_digest(self) -> Result<crate::attest::FileDigest, String> {
-        self.unwrap_or_else(|| Err("the model is still being hashed".into()))
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use agentgen_core::ChatBackend;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::attest::{hash_file, FileDigest, ModelAttestationSource};
+use crate::attest::{hash_model, ModelAttestationSource, ModelDigest};
 use crate::config::{ServeConfig, ServeError};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -24,8 +24,8 @@ pub(crate) enum Load {
     Failed(String),
 }
 
-/// The digest of the attested model file: `None` while it is being hashed.
-pub(crate) type DigestState = Option<Result<FileDigest, String>>;
+/// The digest of the attested model file: `None` until the model is loaded and hashed.
+pub(crate) type DigestState = Option<Result<ModelDigest, String>>;
 
 /// State shared by every handler. Cheap to clone.
 #[derive(Clone)]
@@ -51,28 +51,28 @@ pub(crate) struct Inner {
     pub(crate) max_queue: usize,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) started: u64,
-    pub(crate) attestation: Option<(ModelAttestationSource, watch::Receiver<DigestState>)>,
+    pub(crate) attestation: Option<Attested>,
     pub(crate) bind_addresses: OnceLock<Vec<String>>,
+    pub(crate) sealed: bool,
+    pub(crate) seal: OnceLock<crate::seal::SealInfo>,
+}
+
+/// The attested model file and its digest, filled in once the backend is installed.
+pub(crate) struct Attested {
+    pub(crate) source: ModelAttestationSource,
+    pub(crate) tx: watch::Sender<DigestState>,
+    pub(crate) rx: watch::Receiver<DigestState>,
 }
 
 impl AppState {
     /// A server state that answers 503 "loading" until [`install_backend`](Self::install_backend).
     ///
-    /// With an attestation source, the model file is hashed on a blocking thread right away;
-    /// this must then be called inside a Tokio runtime.
+    /// With an attestation source, the model file is hashed once the backend is installed
+    /// (the model is loaded then), on a blocking thread.
     pub fn loading(config: &ServeConfig, attestation: Option<ModelAttestationSource>) -> Self {
         let attestation = attestation.map(|source| {
             let (tx, rx) = watch::channel(None);
-            let path = source.model_path.clone();
-            tokio::task::spawn_blocking(move || {
-                let digest =
-                    hash_file(&path).map_err(|e| format!("cannot hash {}: {e}", path.display()));
-                if let Err(e) = &digest {
-                    tracing::warn!("{e}");
-                }
-                let _ = tx.send(Some(digest));
-            });
-            (source, rx)
+            Attested { source, tx, rx }
         });
         let max_concurrent = config.max_concurrent.max(1);
         Self {
@@ -93,6 +93,8 @@ impl AppState {
                     .unwrap_or(0),
                 attestation,
                 bind_addresses: OnceLock::new(),
+                sealed: config.sealed,
+                seal: OnceLock::new(),
             }),
         }
     }
@@ -109,15 +111,43 @@ impl AppState {
     }
 
     /// Starts serving with this backend. Refuses a remote one under `local_only`, and a second one.
+    ///
+    /// Under [`ServeConfig::sealed`] it first seals the process ([`crate::seal`]): nothing is
+    /// served before the seal holds, and a failure to seal is returned, never ignored. Then the
+    /// attested model file (now loaded) is hashed.
     pub fn install_backend(&self, backend: Arc<dyn ChatBackend>) -> Result<(), ServeError> {
         check_local_only(self.inner.local_only, &backend.info().name, &backend.info().locality)?;
         let mut load = self.inner.load.write().unwrap_or_else(|p| p.into_inner());
         if matches!(*load, Load::Ready(_)) {
             return Err(ServeError::BackendAlreadySet);
         }
+        if self.inner.sealed && self.inner.seal.get().is_none() {
+            let info = crate::seal::seal()?;
+            let _ = self.inner.seal.set(info);
+        }
+        if let Some(attested) = &self.inner.attestation {
+            let path = attested.source.model_path.clone();
+            let tx = attested.tx.clone();
+            let hash = move || {
+                let digest = hash_model(&path);
+                if let Err(e) = &digest {
+                    tracing::warn!("{e}");
+                }
+                let _ = tx.send(Some(digest));
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(hash)),
+                Err(_) => drop(std::thread::spawn(hash)),
+            }
+        }
         tracing::info!(backend = %backend.info().name, model = %backend.info().model, "backend ready");
         *load = Load::Ready(backend);
         Ok(())
+    }
+
+    /// How the process is sealed, once it is.
+    pub fn seal(&self) -> Option<&crate::seal::SealInfo> {
+        self.inner.seal.get()
     }
 
     /// Marks loading as failed: the server keeps answering 503 with this message.

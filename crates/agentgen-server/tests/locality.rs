@@ -1,4 +1,5 @@
-//! `GET /v1/locality` and `verify_local` against a real model file on disk.
+//! `GET /v1/locality` and `verify_local` against an in-process server and a model file on disk.
+//! (The real sealed `agentgen serve` passing every check is in agentgen-cli's tests/sealed.rs.)
 
 mod common;
 
@@ -49,11 +50,14 @@ async fn attestation_names_the_file_its_hash_and_this_process() {
     assert_eq!(att["hostname"], agentgen_server::hostname());
     assert_eq!(att["bind_addresses"][0], srv.url.trim_start_matches("http://"));
     assert_eq!(att["remote_backend_configured"], false);
+    // Hashed once the backend was installed; this process does not map the file.
+    assert_eq!(att["model_mapped"], false);
+    assert_eq!(att["seal"], Value::Null);
     srv.stop().await.unwrap();
 }
 
 #[tokio::test]
-async fn verify_local_passes_then_fails_when_the_file_changes() {
+async fn the_kernel_finds_this_process_and_sees_it_neither_maps_the_file_nor_is_sealed() {
     let file = model_file();
     let srv = TestServer::start(
         ServeConfig::default(),
@@ -62,43 +66,35 @@ async fn verify_local_passes_then_fails_when_the_file_changes() {
     )
     .await;
     let report = verify_local(&format!("{}/v1", srv.url)).await;
-    assert!(report.pass, "{:#?}", report);
-    assert!(report.reasons.is_empty());
+    assert!(!report.pass, "{report:#?}");
     for name in [
         "address",
+        "connection",
         "attestation",
         "locality",
         "remote_backend",
         "hostname",
-        "process",
-        "model_file",
+        "socket_owner",
+        "executable",
+        "challenge",
+        "socket_owner_after",
     ] {
-        let c = report
-            .checks
-            .iter()
-            .find(|c| c.name == name)
-            .unwrap_or_else(|| panic!("no {name} check"));
+        let c = report.check(name).unwrap_or_else(|| panic!("no {name} check"));
         assert_eq!(c.outcome, Outcome::Pass, "{c:?}");
     }
-    let socket = report.checks.iter().find(|c| c.name == "socket").unwrap();
-    assert_ne!(socket.outcome, Outcome::Fail, "{socket:?}");
-
-    // Same size, different bytes: the hash catches it.
-    let mut bytes = std::fs::read(file.path()).unwrap();
-    bytes[100] ^= 0xff;
-    std::fs::write(file.path(), &bytes).unwrap();
-    let report = verify_local(&srv.url).await;
-    assert!(!report.pass);
-    assert!(
-        report.reasons.iter().any(|r| r.starts_with("model_file") && r.contains("hashes to")),
-        "{:?}",
-        report.reasons
+    assert_eq!(report.server_pid, Some(std::process::id()));
+    // The test process attests a file it does not map, is not sealed, and (being the verifier
+    // too) holds an outgoing connection.
+    let failed: Vec<&str> =
+        report.checks.iter().filter(|c| c.outcome == Outcome::Fail).map(|c| c.name).collect();
+    assert_eq!(
+        failed,
+        ["model_file", "model_hash", "network_seal", "no_outbound", "no_outbound_after"],
+        "{report:#?}"
     );
-
-    // A different size.
-    std::fs::write(file.path(), b"GGUF").unwrap();
-    let report = verify_local(&srv.url).await;
-    assert!(report.reasons.iter().any(|r| r.contains("bytes on disk")), "{:?}", report.reasons);
+    assert!(report.check("model_file").unwrap().detail.contains("does not map this file"));
+    assert!(report.check("no_outbound").unwrap().detail.contains("an outgoing connection"));
+    assert!(report.check("challenge").unwrap().detail.contains("echo: Repeat this code"));
     srv.stop().await.unwrap();
 }
 
@@ -114,9 +110,20 @@ async fn verify_local_uses_the_api_key_and_fails_without_it() {
     .await;
     let report = verify_local(&srv.url).await;
     assert!(!report.pass);
-    assert!(report.reasons.iter().any(|r| r.contains("401")), "{:?}", report.reasons);
+    assert!(
+        report.reasons.iter().any(|r| r.starts_with("attestation") && r.contains("401")),
+        "{:?}",
+        report.reasons
+    );
+    assert!(
+        report.reasons.iter().any(|r| r.starts_with("challenge") && r.contains("401")),
+        "{:?}",
+        report.reasons
+    );
     let opts = VerifyOptions { api_key: Some("sk-v".into()), ..VerifyOptions::default() };
-    assert!(verify_local_with(&srv.url, &opts).await.pass);
+    let report = verify_local_with(&srv.url, &opts).await;
+    assert_eq!(report.check("attestation").unwrap().outcome, Outcome::Pass, "{report:#?}");
+    assert_eq!(report.check("challenge").unwrap().outcome, Outcome::Pass, "{report:#?}");
     srv.stop().await.unwrap();
 }
 
@@ -126,7 +133,10 @@ async fn verify_local_fails_without_a_model_file_or_a_server() {
     let report = verify_local(&srv.url).await;
     assert!(!report.pass);
     assert!(
-        report.reasons.iter().any(|r| r.contains("names no model file")),
+        report
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("model_file") && r.contains("names no model file")),
         "{:?}",
         report.reasons
     );
@@ -134,7 +144,7 @@ async fn verify_local_fails_without_a_model_file_or_a_server() {
     srv.stop().await.unwrap();
     let report = verify_local(&url).await;
     assert!(!report.pass);
-    assert!(report.reasons.iter().any(|r| r.starts_with("attestation")), "{:?}", report.reasons);
+    assert!(report.reasons.iter().any(|r| r.starts_with("connection")), "{:?}", report.reasons);
     let report = verify_local("not a url").await;
     assert!(!report.pass);
 }

@@ -65,7 +65,14 @@ async fn real_model_answers_whole_and_streamed_chats_over_http() {
     let opts =
         VerifyOptions { timeout: std::time::Duration::from_secs(600), ..VerifyOptions::default() };
     let report = verify_local_with(&srv.url, &opts).await;
-    assert!(report.pass, "{report:#?}");
+    // This test process loaded the model, so the kernel shows it mapping the GGUF it attests;
+    // it is not sealed (sealing would seal the test runner), and it is its own client.
+    for name in ["socket_owner", "executable", "model_file", "model_hash", "challenge"] {
+        let c = report.check(name).unwrap_or_else(|| panic!("no {name}: {report:#?}"));
+        assert!(c.passed(), "{c:?}");
+    }
+    assert!(!report.check("network_seal").unwrap().passed());
+    assert_eq!(report.attestation.as_ref().map(|a| a.model_mapped), Some(true));
 
     // A client that leaves mid-stream stops the engine's generation and frees its slot.
     let finished_before = engine.stats().requests_finished;

@@ -1,6 +1,8 @@
 //! `agentgen serve`: the configured backend behind an OpenAI-compatible HTTP API. It binds
 //! first (answering 503 on `/health` while the model loads), prints the address on stdout, then
-//! loads the model and serves until Ctrl-C or SIGTERM.
+//! loads the model and serves until Ctrl-C or SIGTERM. With `--sealed` (implied by
+//! `--local-only`) the process seals itself once the model is loaded, before serving anything:
+//! from then on it cannot open or connect a socket.
 
 use crate::cli::ServeArgs;
 use crate::config::Settings;
@@ -38,8 +40,10 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> CliResult {
         port: settings.server.port,
         api_key: settings.server.api_key.as_ref().map(|k| k.expose().to_owned()),
         local_only: settings.server.local_only,
+        sealed: args.sealed || settings.server.local_only,
         ..ServeConfig::default()
     };
+    let sealed = config.sealed;
     let server = Server::bind(config, attestation).await.map_err(|e| match e {
         ServeError::NonLoopbackWithoutKey { .. }
         | ServeError::EmptyApiKey
@@ -47,6 +51,10 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> CliResult {
         | ServeError::RemoteBackendRefused { .. } => {
             CliError::Config(format!("{e} (--api-key KEY)"))
         }
+        ServeError::Seal(_) => CliError::Config(format!(
+            "{e}; this server cannot be sealed here, so it does not start (drop --sealed and \
+             --local-only to serve unsealed)"
+        )),
         other => CliError::Failed(other.to_string()),
     })?;
     let addr = server.local_addr().map_err(|e| CliError::Failed(e.to_string()))?;
@@ -61,7 +69,19 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> CliResult {
             Ok(backend) => {
                 let model = backend.info().model.clone();
                 if let Err(e) = state.install_backend(backend) {
-                    return CliError::Config(e.to_string());
+                    return match e {
+                        ServeError::Seal(_) => CliError::Failed(e.to_string()),
+                        e => CliError::Config(e.to_string()),
+                    };
+                }
+                if let Some(seal) = state.seal() {
+                    say(format_args!(
+                        "sealed ({}, {} us): this process can no longer open or connect sockets",
+                        seal.mechanism.as_str(),
+                        seal.install_micros
+                    ));
+                } else if sealed {
+                    return CliError::Failed("--sealed: the server is not sealed".into());
                 }
                 say(format_args!("ready: model {model} on http://{addr}/v1"));
                 std::future::pending::<CliError>().await
