@@ -23,11 +23,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `agentgen serve` on a free loopback port and waits until `/health` answers 200.
-    pub fn start(agentgen: &Path, log: &Path) -> Result<Self, Error> {
+    /// Starts `agentgen serve` (with `extra` flags) on a free loopback port and waits until
+    /// `/health` answers 200.
+    pub fn start(agentgen: &Path, log: &Path, extra: &[&str]) -> Result<Self, Error> {
         let port = free_port()?;
         let child = Cmd::new(agentgen)
             .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string(), "--no-pull"])
+            .args(extra)
             .spawn_logged(log)?;
         let mut server = Self { child, port, log: log.to_path_buf() };
         server.wait_ready()?;

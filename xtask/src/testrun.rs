@@ -134,29 +134,33 @@ pub fn run(skip_bench: bool) -> Result<ExitCode, Error> {
     });
 
     report.run("cargo test --workspace", || {
-        let counts = cargo_test(&ws)?;
+        let counts = cargo_test(&ws, have_venv.then_some(python.as_path()))?;
         Ok((format!("{} passed, {} failed", counts.0, counts.1), Some(counts)))
     });
 
     if pulled && have_venv {
         report.run("python clients vs serve", || {
-            let server = Server::start(&agentgen, &logs.join("serve.log"))?;
+            let server = Server::start(&agentgen, &logs.join("serve.log"), &["--sealed"])?;
             let counts = pytest(&ws, &python, &server.base_url())?;
             server.stop();
             Ok((format!("{} passed, {} failed", counts.0, counts.1), Some(counts)))
         });
-        report.run("verify-local", || {
-            let server = Server::start(&agentgen, &logs.join("serve-verify.log"))?;
-            Cmd::new(&agentgen).args(["verify-local", &server.base_url()]).status_ok()?;
+        report.run("verify-local --recompute", || {
+            let server = Server::start(&agentgen, &logs.join("serve-verify.log"), &["--sealed"])?;
+            Cmd::new(&agentgen)
+                .args(["verify-local", "--recompute", &server.base_url()])
+                .status_ok()?;
             server.stop();
-            Ok(("attestation checked".into(), None))
+            Ok(("sealed server checked from the kernel's records".into(), None))
         });
         report.run("offline proof (unshare -rn)", || {
             offline(&ws, &agentgen, &python)?;
             Ok(("server + AutoGen tool team with loopback only".into(), None))
         });
     } else {
-        for name in ["python clients vs serve", "verify-local", "offline proof (unshare -rn)"] {
+        for name in
+            ["python clients vs serve", "verify-local --recompute", "offline proof (unshare -rn)"]
+        {
             report.skip(name, "no model or no virtualenv");
         }
     }
@@ -212,9 +216,13 @@ fn setup_venv(venv: &Path, python: &Path, requirements: &Path) -> Result<(), Err
         .map_err(|e| Error::Other(format!("cannot write {}: {e}", marker.display())))
 }
 
-/// `cargo test --workspace --no-fail-fast`, echoing its output and counting its results.
-fn cargo_test(ws: &Workspace) -> Result<(u64, u64), Error> {
-    let mut child = ws.cargo(["test", "--workspace", "--no-fail-fast"]).spawn_piped()?;
+/// `cargo test --workspace`; tests that drive the Python clients (and MCP servers) use `python`.
+fn cargo_test(ws: &Workspace, python: Option<&Path>) -> Result<(u64, u64), Error> {
+    let mut cmd = ws.cargo(["test", "--workspace", "--no-fail-fast"]);
+    if let Some(python) = python {
+        cmd = cmd.env("AGENTGEN_PYTHON", python);
+    }
+    let mut child = cmd.spawn_piped()?;
     let counts = tee_and_count(child.stdout.take(), count_cargo_line);
     let status = child.wait().map_err(|e| Error::Other(format!("cargo test: {e}")))?;
     if !status.success() && counts.1 == 0 {

@@ -134,6 +134,7 @@ pub mod model {
 
     impl LocalModel {
         /// The file.
+        #[cfg_attr(not(any(feature = "local", feature = "server")), allow(dead_code))]
         pub fn path(&self) -> &Path {
             match self {
                 Self::Path(p) | Self::Catalog { path: p, .. } => p,
@@ -171,6 +172,21 @@ pub mod model {
             path: ModelCache::from_env().path_for(&quant.file),
         })
     }
+}
+
+#[cfg(feature = "local")]
+pub mod local {
+    //! The in-process engine.
+
+    use std::sync::Arc;
+
+    use agentgen_core::ChatBackend;
+    use agentgen_local::{KvLayout, LocalBackend, LocalConfig};
+    use agentgen_models::{ModelCache, PullOptions};
+
+    use super::model::{resolve, LocalModel};
+    use crate::config::{KvLayoutSetting, Settings};
+    use crate::error::{CliError, CliResult};
 
     /// Errors unless the model's file is there, or can be pulled (`no_pull` false, a catalog
     /// model): the error names the path and what to do next.
@@ -186,21 +202,6 @@ pub mod model {
             LocalModel::Catalog { .. } => Ok(()),
         }
     }
-}
-
-#[cfg(feature = "local")]
-pub mod local {
-    //! The in-process engine.
-
-    use std::sync::Arc;
-
-    use agentgen_core::ChatBackend;
-    use agentgen_local::{KvLayout, LocalBackend, LocalConfig};
-    use agentgen_models::{ModelCache, PullOptions};
-
-    use super::model::{check_present, resolve, LocalModel};
-    use crate::config::{KvLayoutSetting, Settings};
-    use crate::error::{CliError, CliResult};
 
     /// Loads the model (pulling it first when allowed) on a blocking thread.
     pub async fn build(
