@@ -46,7 +46,11 @@ fn tree(ws: &Workspace, features: &str) -> Result<Vec<String>, Error> {
         ])
         .probe()
         .ok_or_else(|| Error::Other(format!("`cargo tree --features {features}` failed")))?;
-    Ok(out.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_owned).collect())
+    let mut packages: Vec<String> =
+        out.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_owned).collect();
+    packages.sort_unstable();
+    packages.dedup();
+    Ok(packages)
 }
 
 /// Checks and builds each feature set, then rebuilds the default CLI (the feature builds
