@@ -7,11 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::agent::AssistantAgent;
 use crate::events::EventSink;
-use crate::message::{ChatMessage, ToolCall};
+use crate::message::ToolCall;
 use crate::team::RoundRobinGroupChat;
-use crate::testing::{Reply, ScriptedBackend};
+use crate::testing::{append_then_reflect, worker_and_reviewer, Reply, ScriptedBackend};
 use crate::tools::{FunctionTool, ToolError};
 use crate::CancellationToken;
 
@@ -34,14 +33,10 @@ struct Knobs {
 fn build(effects: &Effects, knobs: &Knobs) -> (RoundRobinGroupChat, Arc<ScriptedBackend>) {
     let hang_reflect = Arc::clone(&knobs.hang_reflect);
     let worker_backend = Arc::new(ScriptedBackend::new().with_responder(move |req| {
-        if req.tools.is_empty() {
-            if hang_reflect.load(Ordering::SeqCst) {
-                return Reply::Hang;
-            }
-            return Reply::text("wrote it");
+        if req.tools.is_empty() && hang_reflect.load(Ordering::SeqCst) {
+            return Reply::Hang;
         }
-        let done = req.messages.iter().filter(|m| matches!(m, ChatMessage::Tool { .. })).count();
-        Reply::call(&format!("c{}", done + 1), "append", r#"{"line":"x"}"#)
+        append_then_reflect(req)
     }));
     let (effects, hang_tool) = (Arc::clone(effects), Arc::clone(&knobs.hang_tool));
     let tool = FunctionTool::from_json(
@@ -66,17 +61,7 @@ fn build(effects: &Effects, knobs: &Knobs) -> (RoundRobinGroupChat, Arc<Scripted
         },
     )
     .with_idempotent(knobs.idempotent);
-    let worker = AssistantAgent::new("worker", worker_backend.clone())
-        .with_tool(tool)
-        .unwrap()
-        .with_reflect_on_tool_use(true);
-    let reviewer = AssistantAgent::new(
-        "reviewer",
-        Arc::new(ScriptedBackend::new().with_responder(|_| Reply::text("ok"))),
-    );
-    let team = RoundRobinGroupChat::new(vec![Box::new(worker), Box::new(reviewer)])
-        .unwrap()
-        .with_max_turns(4);
+    let team = worker_and_reviewer(worker_backend.clone(), tool, 4);
     (team, worker_backend)
 }
 

@@ -9,14 +9,13 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentgen_core::agent::AssistantAgent;
 use agentgen_core::journal::{
     transcript, Journal, JournalError, JournalRecord, Recovered, INTERRUPTED,
 };
 use agentgen_core::team::{RoundRobinGroupChat, Team};
-use agentgen_core::testing::{Reply, ScriptedBackend};
+use agentgen_core::testing::{append_then_reflect, worker_and_reviewer, ScriptedBackend};
 use agentgen_core::tools::{FunctionTool, ToolError};
-use agentgen_core::{CancellationToken, ChatMessage, EventSink, RunStore};
+use agentgen_core::{CancellationToken, EventSink, RunStore};
 use agentgen_journal::SqliteStore;
 
 const CHILD_ENV: &str = "AGENTGEN_KILL_TEST_DIR";
@@ -24,13 +23,7 @@ const SESSION: &str = "k";
 const TURNS: usize = 20;
 
 fn team(lines: PathBuf) -> RoundRobinGroupChat {
-    let worker_backend = ScriptedBackend::new().with_responder(|req| {
-        if req.tools.is_empty() {
-            return Reply::text("wrote it");
-        }
-        let done = req.messages.iter().filter(|m| matches!(m, ChatMessage::Tool { .. })).count();
-        Reply::call(&format!("c{}", done + 1), "append", r#"{"line":"x"}"#)
-    });
+    let worker_backend = ScriptedBackend::new().with_responder(append_then_reflect);
     let tool = FunctionTool::from_json(
         "append",
         "Appends a line to the file.",
@@ -56,17 +49,7 @@ fn team(lines: PathBuf) -> RoundRobinGroupChat {
             }
         },
     );
-    let worker = AssistantAgent::new("worker", Arc::new(worker_backend))
-        .with_tool(tool)
-        .unwrap()
-        .with_reflect_on_tool_use(true);
-    let reviewer = AssistantAgent::new(
-        "reviewer",
-        Arc::new(ScriptedBackend::new().with_responder(|_| Reply::text("ok"))),
-    );
-    RoundRobinGroupChat::new(vec![Box::new(worker), Box::new(reviewer)])
-        .unwrap()
-        .with_max_turns(TURNS)
+    worker_and_reviewer(Arc::new(worker_backend), tool, TURNS)
 }
 
 /// The child: starts the session, or resumes it when it exists.
