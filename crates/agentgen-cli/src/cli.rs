@@ -54,6 +54,10 @@ pub struct Cli {
 pub enum Command {
     /// Run an agent team on a task and stream its conversation.
     Run(RunArgs),
+    /// Resume a journaled run (`run --session NAME`) that was stopped or killed.
+    Resume(ResumeArgs),
+    /// List, show or remove journaled runs.
+    Sessions(SessionsArgs),
     /// Chat with the model interactively (/reset, /save FILE, /exit).
     Chat(ChatArgs),
     /// Serve the model behind an OpenAI-compatible HTTP API.
@@ -123,9 +127,72 @@ pub struct RunArgs {
     /// Run code executors' blocks (sandboxed) without asking first.
     #[arg(short = 'y', long)]
     pub yes: bool,
+    /// Journal the run under this name so `agentgen resume NAME` can finish it after a stop
+    /// or a crash.
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
+    /// The session store.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Backend selection.
     #[command(flatten)]
     pub backend: BackendArgs,
+}
+
+/// Where journaled runs are kept.
+#[derive(Debug, Args, Clone, Default)]
+pub struct StoreArgs {
+    /// The session store (default: sessions.sqlite next to the model cache, in $AGENTGEN_HOME
+    /// when set).
+    #[arg(long, value_name = "FILE", env = "AGENTGEN_SESSIONS")]
+    pub store: Option<PathBuf>,
+}
+
+/// `agentgen resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The session to resume.
+    pub name: String,
+    /// Print events as JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Run code executors' blocks (sandboxed) without asking first.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// The session store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Backend selection (as for the original run).
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// `agentgen sessions`.
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// What to do (default: list).
+    #[command(subcommand)]
+    pub action: Option<SessionsAction>,
+    /// The session store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `agentgen sessions` actions.
+#[derive(Debug, Subcommand)]
+pub enum SessionsAction {
+    /// Every session: records, last activity, state.
+    List,
+    /// A session's transcript with timings.
+    Show {
+        /// The session.
+        name: String,
+    },
+    /// Deletes a session.
+    Rm {
+        /// The session.
+        name: String,
+    },
 }
 
 /// `agentgen chat`.

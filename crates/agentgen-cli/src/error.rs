@@ -18,6 +18,8 @@ pub const EXIT_CONFIG: i32 = 3;
 pub const EXIT_MODEL: i32 = 4;
 /// Exit status: `verify-local` found the server not provably local.
 pub const EXIT_NOT_LOCAL: i32 = 5;
+/// Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Everything a subcommand can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,15 @@ pub enum CliError {
     /// The configuration files or environment could not be read or merged.
     #[error("configuration: {0}")]
     Config(String),
+    /// The run was interrupted (Ctrl-C); `session` names it when it can be resumed.
+    #[error("interrupted{}", resume_hint(.session))]
+    Interrupted {
+        /// The journaled session, if any.
+        session: Option<String>,
+    },
+    /// The session store failed, or a session is unknown, finished or taken.
+    #[error(transparent)]
+    Journal(#[from] agentgen_core::journal::JournalError),
     /// A team file is malformed.
     #[error(transparent)]
     TeamFile(#[from] TeamFileError),
@@ -94,6 +105,13 @@ pub enum CliError {
     Failed(String),
 }
 
+fn resume_hint(session: &Option<String>) -> String {
+    match session {
+        Some(name) => format!("; resume with `agentgen resume {name}`"),
+        None => "; the run was not journaled (run with --session NAME to make it resumable)".into(),
+    }
+}
+
 fn suggestions(known: &[String]) -> String {
     if known.is_empty() {
         String::new()
@@ -120,6 +138,8 @@ impl CliError {
             }
             Self::Backend(BackendError::Unauthorized { .. }) => EXIT_CONFIG,
             Self::NotLocal(_) => EXIT_NOT_LOCAL,
+            Self::Interrupted { .. } => EXIT_INTERRUPTED,
+            Self::Journal(_) => EXIT_FAILURE,
             Self::Backend(_) | Self::Io { .. } | Self::Failed(_) => EXIT_FAILURE,
         }
     }

@@ -110,6 +110,11 @@ fn dispatch(cli: Cli) -> CliResult {
             let settings = settings(cli.config, &flags)?;
             runtime()?.block_on(commands::run::run(&args, &settings))
         }
+        Command::Resume(args) => {
+            let settings = settings(cli.config, &overrides(&args.backend))?;
+            runtime()?.block_on(commands::sessions::resume(&args, &settings))
+        }
+        Command::Sessions(args) => commands::sessions::sessions(&args),
         Command::Chat(args) => {
             let settings = settings(cli.config, &overrides(&args.backend))?;
             runtime()?.block_on(commands::chat::run(&args, &settings))

@@ -179,6 +179,9 @@ pub enum AgentError {
     /// The code sandbox could not be made or cannot enforce its policy here.
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
+    /// The run journal could not be written or read.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 #[cfg(test)]

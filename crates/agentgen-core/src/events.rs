@@ -2,12 +2,15 @@
 //! ([`AgentEvent`]), what it ends with ([`TaskResult`]), and the plumbing that turns a run into
 //! a [`futures::Stream`] of events.
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::error::AgentError;
+use crate::journal::Journal;
 use crate::message::{ChatMessage, ToolCall};
 use crate::response::Usage;
 
@@ -231,6 +234,7 @@ pub enum StreamItem<T> {
 pub struct EventSink {
     tx: Option<mpsc::UnboundedSender<AgentEvent>>,
     drop_stop: bool,
+    journal: Option<Arc<Journal>>,
 }
 
 impl EventSink {
@@ -241,13 +245,25 @@ impl EventSink {
 
     /// A sink feeding this channel.
     pub fn channel(tx: mpsc::UnboundedSender<AgentEvent>) -> Self {
-        Self { tx: Some(tx), drop_stop: false }
+        Self { tx: Some(tx), drop_stop: false, journal: None }
+    }
+
+    /// The same sink, journaling the run into `journal`: the team and its agents commit every
+    /// event there before acting on it (see [`crate::journal`]).
+    pub fn with_journal(&self, journal: Arc<Journal>) -> Self {
+        Self { journal: Some(journal), ..self.clone() }
+    }
+
+    /// The journal the run writes to, if any.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.as_ref()
     }
 
     /// The same sink, but dropping [`AgentEvent::Stop`] (for a team nested in an agent, whose
-    /// stop is not the outer run's).
+    /// stop is not the outer run's) and without the journal (the nested run is one turn of the
+    /// outer one).
     pub fn without_stop(&self) -> Self {
-        Self { tx: self.tx.clone(), drop_stop: true }
+        Self { tx: self.tx.clone(), drop_stop: true, journal: None }
     }
 
     /// Reports an event (ignored when nobody listens).

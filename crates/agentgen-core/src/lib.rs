@@ -21,6 +21,7 @@ pub mod response;
 
 pub mod agent;
 pub mod events;
+pub mod journal;
 pub mod memory;
 pub mod model_context;
 pub mod sandbox;
@@ -48,6 +49,7 @@ pub use agent::{
 pub use events::{
     AgentEvent, AgentMessage, EventSink, MessageKind, StreamItem, Task, TaskResult, ToolResult,
 };
+pub use journal::{Journal, JournalError, JournalRecord, Recovered, RunStore};
 pub use memory::{ListMemory, Memory, MemoryContent};
 pub use model_context::{ContextPolicy, ModelContext};
 pub use team::{

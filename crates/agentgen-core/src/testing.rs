@@ -232,3 +232,33 @@ impl ChatBackend for ScriptedBackend {
         Ok(self.counter.as_ref().map(|f| f(messages)))
     }
 }
+
+/// The worker of [`worker_and_reviewer`]: calls `append` once per turn (ids `c1`, `c2`, … by the
+/// tool results it has seen) and answers "wrote it" when asked to reflect (no tools offered).
+pub fn append_then_reflect(req: &ChatRequest) -> Reply {
+    if req.tools.is_empty() {
+        return Reply::text("wrote it");
+    }
+    let done = req.messages.iter().filter(|m| matches!(m, ChatMessage::Tool { .. })).count();
+    Reply::call(&format!("c{}", done + 1), "append", r#"{"line":"x"}"#)
+}
+
+/// A round-robin team for durability tests: `worker` on `worker_backend` with `tool`,
+/// reflecting on its results, and `reviewer`, who always says "ok"; `turns` turns.
+pub fn worker_and_reviewer(
+    worker_backend: std::sync::Arc<dyn ChatBackend>,
+    tool: impl crate::tools::Tool + 'static,
+    turns: usize,
+) -> crate::team::RoundRobinGroupChat {
+    let worker = crate::agent::AssistantAgent::new("worker", worker_backend)
+        .with_tool(tool)
+        .expect("a valid tool")
+        .with_reflect_on_tool_use(true);
+    let reviewer = crate::agent::AssistantAgent::new(
+        "reviewer",
+        std::sync::Arc::new(ScriptedBackend::new().with_responder(|_| Reply::text("ok"))),
+    );
+    crate::team::RoundRobinGroupChat::new(vec![Box::new(worker), Box::new(reviewer)])
+        .expect("two named agents")
+        .with_max_turns(turns)
+}

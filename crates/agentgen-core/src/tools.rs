@@ -90,6 +90,13 @@ pub trait Tool: Send + Sync {
     /// other value as JSON text.
     async fn call(&self, args: Value, ctx: &ToolContext) -> Result<Value, ToolError>;
 
+    /// Whether running a call twice does no harm. A journaled run that stopped while a call
+    /// was running re-runs it on resume only if this is `true`; otherwise the model is told
+    /// the call was interrupted (default `false`).
+    fn idempotent(&self) -> bool {
+        false
+    }
+
     /// The spec sent to the model.
     fn spec(&self) -> ToolSpec {
         ToolSpec::function(self.name(), self.description(), self.parameters())
@@ -114,6 +121,7 @@ pub struct FunctionTool {
     name: String,
     description: String,
     parameters: Value,
+    idempotent: bool,
     func: Arc<ToolFn>,
 }
 
@@ -163,6 +171,7 @@ impl FunctionTool {
             name,
             description: description.into(),
             parameters: schema_for::<A>(),
+            idempotent: false,
             func: Arc::new(func),
         }
     }
@@ -186,8 +195,15 @@ impl FunctionTool {
             name: name.into(),
             description: description.into(),
             parameters,
+            idempotent: false,
             func: Arc::new(func),
         }
+    }
+
+    /// Declares whether the tool may run twice on the same call (see [`Tool::idempotent`]).
+    pub fn with_idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = idempotent;
+        self
     }
 }
 
@@ -201,6 +217,9 @@ impl Tool for FunctionTool {
     }
     fn parameters(&self) -> Value {
         self.parameters.clone()
+    }
+    fn idempotent(&self) -> bool {
+        self.idempotent
     }
     async fn call(&self, args: Value, ctx: &ToolContext) -> Result<Value, ToolError> {
         (self.func)(args, ctx.clone()).await
@@ -296,6 +315,11 @@ impl ToolSet {
     /// Whether a tool of this name exists.
     pub fn contains(&self, name: &str) -> bool {
         self.tools.contains_key(name)
+    }
+
+    /// Whether the tool called `name` declares itself idempotent (unknown tools are not).
+    pub fn is_idempotent(&self, name: &str) -> bool {
+        self.tools.get(name).is_some_and(|r| r.tool.idempotent())
     }
 
     /// The specs, in registration order.

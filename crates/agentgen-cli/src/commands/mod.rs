@@ -6,6 +6,7 @@ pub mod models;
 pub mod pull;
 pub mod run;
 pub mod serve;
+pub mod sessions;
 pub mod verify;
 
 use crate::cli::ModelsArgs;

@@ -7,15 +7,18 @@ use std::time::Instant;
 use agentgen_core::agent::{
     AgentError, ApprovalPolicy, AssistantAgent, ChatAgent, CodeBlock, CodeExecutorAgent,
 };
-use agentgen_core::events::StreamItem;
+use agentgen_core::events::{drive_stream, StreamItem, Task};
+use agentgen_core::journal::Journal;
 use agentgen_core::sandbox::SandboxPolicy;
 use agentgen_core::team::{RoundRobinGroupChat, SelectorGroupChat, Swarm, Team};
 use agentgen_core::termination::Termination;
 use agentgen_core::{CancellationToken, ChatBackend};
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 
 use crate::backends::{self, BackendChoice, BackendPool};
-use crate::cli::RunArgs;
+use crate::cli::{BackendArgs, RunArgs};
+use crate::commands::sessions;
 use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::output::Printer;
@@ -27,13 +30,50 @@ pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
         Some(path) => TeamSpec::from_file(path)?,
         None => TeamSpec::builtin(),
     };
+    let mut team = prepare(&spec, &args.backend, args.max_messages, args.yes, settings).await?;
+    let journal = match &args.session {
+        Some(name) => {
+            // The team file's text goes into the journal: resume rebuilds the same team even if
+            // the file changed or went away.
+            let team = match &args.team {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| CliError::io("reading the team file", e))?,
+                ),
+                None => None,
+            };
+            let meta = SessionMeta { team, max_messages: args.max_messages };
+            let meta = serde_json::to_value(meta).map_err(|e| CliError::Failed(e.to_string()))?;
+            Some(Journal::create(sessions::open_store(&args.store)?, name, meta)?)
+        }
+        None => None,
+    };
+    drive(team.as_mut(), args.task.as_str().into(), journal, args.json).await
+}
 
+/// What a journaled run needs to build its team again on resume.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionMeta {
+    /// The team file's text (`None`: the built-in team).
+    pub team: Option<String>,
+    /// `--max-messages`, if given.
+    pub max_messages: Option<usize>,
+}
+
+/// Builds the team of a spec on the configured backends (every backend checked first).
+pub async fn prepare(
+    spec: &TeamSpec,
+    backend: &BackendArgs,
+    max_messages: Option<usize>,
+    yes: bool,
+    settings: &Settings,
+) -> CliResult<Box<dyn Team>> {
     // Every agent's backend is checked (feature, key, model name) before any model loads.
-    let choices = agent_choices(&spec, settings)?;
+    let choices = agent_choices(spec, settings)?;
     for choice in &choices {
         backends::preflight(settings, choice)?;
     }
-    let mut pool = BackendPool::new(args.backend.no_pull);
+    let mut pool = BackendPool::new(backend.no_pull);
     let mut agent_backends = Vec::with_capacity(choices.len());
     for choice in &choices {
         agent_backends.push(pool.get(settings, choice).await?);
@@ -44,27 +84,59 @@ pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
         }
         _ => None,
     };
-    let max_messages = args
-        .max_messages
+    let max_messages = max_messages
         .or_else(|| spec.termination.max_messages.as_ref().map(|m| *m.get_ref()))
         .unwrap_or(settings.run.max_messages);
-    let approval = if args.yes { ApprovalPolicy::RunWithoutAsking } else { ask_on_terminal() };
-    let mut team = build_team(&spec, agent_backends, selector, max_messages, settings, approval)?;
+    let approval = if yes { ApprovalPolicy::RunWithoutAsking } else { ask_on_terminal() };
+    build_team(spec, agent_backends, selector, max_messages, settings, approval)
+}
 
-    let started = Instant::now();
-    let mut printer = Printer::new(std::io::stdout(), args.json);
-    let mut stream = team.run_stream(args.task.as_str().into(), CancellationToken::new());
-    while let Some(item) = stream.next().await {
-        match item.map_err(agent_error)? {
-            StreamItem::Event(event) => {
-                printer.event(&event).map_err(|e| CliError::io("writing to stdout", e))?
-            }
-            StreamItem::Done(result) => printer
-                .summary(&result, started.elapsed())
-                .map_err(|e| CliError::io("writing to stdout", e))?,
+/// Runs the team on `task`, journaled when `journal` is given, streaming its events to
+/// stdout. Ctrl-C cancels the run: the event in progress is committed or dropped whole, and
+/// the command fails with [`CliError::Interrupted`] (exit 130).
+pub async fn drive(
+    team: &mut dyn Team,
+    task: Task,
+    journal: Option<Arc<Journal>>,
+    json: bool,
+) -> CliResult {
+    let session = journal.as_ref().map(|j| j.session().to_owned());
+    let cancel = CancellationToken::new();
+    let on_ctrl_c = cancel.clone();
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_ctrl_c.cancel();
         }
+    });
+    let started = Instant::now();
+    let mut printer = Printer::new(std::io::stdout(), json);
+    let mut stream = drive_stream(move |sink| {
+        Box::pin(async move {
+            let sink = match journal {
+                Some(j) => sink.with_journal(j),
+                None => sink,
+            };
+            team.run_with(task, cancel, &sink).await
+        })
+    });
+    let mut outcome = Ok(());
+    while let Some(item) = stream.next().await {
+        let written = match item {
+            Ok(StreamItem::Event(event)) => printer.event(&event),
+            Ok(StreamItem::Done(result)) => printer.summary(&result, started.elapsed()),
+            Err(AgentError::Cancelled) => {
+                outcome = Err(CliError::Interrupted { session: session.clone() });
+                break;
+            }
+            Err(e) => {
+                outcome = Err(agent_error(e));
+                break;
+            }
+        };
+        written.map_err(|e| CliError::io("writing to stdout", e))?;
     }
-    Ok(())
+    ctrl_c.abort();
+    outcome
 }
 
 /// The backend each assistant runs on (code executors need none): its own `backend`/`model`
@@ -204,10 +276,11 @@ fn confirm_with(
     matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-fn agent_error(e: AgentError) -> CliError {
+pub(crate) fn agent_error(e: AgentError) -> CliError {
     match e {
         AgentError::Backend(b) => CliError::Backend(b),
         AgentError::Config(m) => CliError::Config(m),
+        AgentError::Journal(j) => CliError::Journal(j),
         other => CliError::Failed(other.to_string()),
     }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{cancellable, parse_state, to_state, AgentError, ChatAgent, Response};
 use crate::backend::ChatBackend;
 use crate::events::{AgentEvent, AgentMessage, EventSink, MessageKind, ToolResult};
+use crate::journal::{ToolReplay, INTERRUPTED};
 use crate::memory::{memory_system_message, Memory};
 use crate::message::{ChatMessage, ToolCall};
 use crate::model_context::ModelContext;
@@ -287,10 +288,14 @@ impl AssistantAgent {
             req.tools = specs;
             req.tool_choice.get_or_insert(ToolChoice::Auto);
         }
+        let journal = sink.journal();
+        if let Some(answer) = journal.and_then(|j| j.replayed_answer(&self.name)) {
+            return Ok(answer);
+        }
         let backend = Arc::clone(&self.backend);
         let source = self.name.clone();
         let stream = self.stream;
-        cancellable(cancel, async move {
+        let answer = cancellable(cancel, async move {
             if !stream {
                 return Ok(backend.complete(req).await?);
             }
@@ -308,7 +313,11 @@ impl AssistantAgent {
             }
             Ok(acc.finish()?)
         })
-        .await
+        .await?;
+        if let Some(j) = journal {
+            j.model_answer(&self.name, &answer)?;
+        }
+        Ok(answer)
     }
 
     /// Gives every call a unique, non-empty id (small models leave them empty or repeat them).
@@ -402,22 +411,23 @@ impl AssistantAgent {
                     .find(|h| h.tool_name() == c.function.name)
                     .map(|h| (c.id.clone(), h.clone()))
             });
-            let (tools, handoffs) = (&self.tools, &self.handoffs);
+            let (tools, handoffs, agent) = (&self.tools, &self.handoffs, self.name.as_str());
             let results = futures::future::join_all(calls.iter().map(|c| async move {
                 match handoffs.iter().find(|h| h.tool_name() == c.function.name) {
-                    Some(h) => ToolResult {
+                    Some(h) => Ok(ToolResult {
                         call_id: c.id.clone(),
                         name: c.function.name.clone(),
                         content: h.message.clone(),
                         is_error: false,
-                    },
-                    None => tools.execute(c, cancel).await,
+                    }),
+                    None => run_tool(tools, agent, c, cancel, sink).await,
                 }
             }))
             .await;
             if cancel.is_cancelled() {
                 return Err(AgentError::Cancelled);
             }
+            let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
             for r in &results {
                 self.context.push(ChatMessage::tool(r.call_id.clone(), r.content.clone()));
             }
@@ -461,6 +471,42 @@ impl AssistantAgent {
         };
         Ok(Response { message, inner_events: inner })
     }
+}
+
+/// Runs one tool call, exactly once across resumes when the run is journaled: a journaled
+/// result is returned without running the tool; a call started before a stop without a result
+/// runs again only when the tool is idempotent, else answers [`INTERRUPTED`]. A call cut short
+/// by cancellation gets no journaled result (resume treats it as interrupted).
+async fn run_tool(
+    tools: &ToolSet,
+    agent: &str,
+    call: &ToolCall,
+    cancel: &CancellationToken,
+    sink: &EventSink,
+) -> Result<ToolResult, AgentError> {
+    let Some(journal) = sink.journal() else {
+        return Ok(tools.execute(call, cancel).await);
+    };
+    match journal.tool_replay(&call.id) {
+        ToolReplay::Done(result) => return Ok(result),
+        ToolReplay::Interrupted if !tools.is_idempotent(&call.function.name) => {
+            let result = ToolResult {
+                call_id: call.id.clone(),
+                name: call.function.name.clone(),
+                content: INTERRUPTED.to_owned(),
+                is_error: true,
+            };
+            journal.tool_finished(agent, &result)?;
+            return Ok(result);
+        }
+        ToolReplay::Interrupted => {}
+        ToolReplay::Fresh => journal.tool_started(agent, call)?,
+    }
+    let result = tools.execute(call, cancel).await;
+    if !cancel.is_cancelled() {
+        journal.tool_finished(agent, &result)?;
+    }
+    Ok(result)
 }
 
 /// Parses a JSON answer, tolerating a ```json fence around it.

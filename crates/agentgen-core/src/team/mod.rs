@@ -259,8 +259,21 @@ impl<P: SpeakerPolicy> GroupChat<P> {
             thread: &self.thread,
             last_speaker: self.last_speaker,
         };
-        let Some(speaker) = self.policy.select(&view, cancel, sink).await? else {
-            return Ok(Some(self.policy.done_reason()));
+        let journal = sink.journal();
+        let replayed = journal.and_then(|j| j.replayed_speaker());
+        let speaker = match replayed {
+            Some(name) => {
+                view.index_of(&name).ok_or_else(|| AgentError::UnknownAgent(name.clone()))?
+            }
+            None => {
+                let Some(speaker) = self.policy.select(&view, cancel, sink).await? else {
+                    return Ok(Some(self.policy.done_reason()));
+                };
+                if let Some((j, name)) = journal.zip(self.names.get(speaker)) {
+                    j.speaker_chosen(name)?;
+                }
+                speaker
+            }
         };
         if speaker >= self.agents.len() {
             return Err(AgentError::Config(format!(
@@ -294,23 +307,30 @@ impl<P: SpeakerPolicy> GroupChat<P> {
         self.turns += 1;
         out.push(message.clone());
         let mut events = response.inner_events;
-        events.push(AgentEvent::Message(message));
-        Ok(self.check_termination(&events))
+        events.push(AgentEvent::Message(message.clone()));
+        let stop = self.check_termination(&events);
+        if let Some(j) = journal {
+            j.turn_committed(self.turns, Some(&message), Team::save_state(self).await?)?;
+        }
+        Ok(stop)
     }
-}
 
-#[async_trait]
-impl<P: SpeakerPolicy> Team for GroupChat<P> {
-    async fn run_with(
+    /// Runs the task and the turns; the journal (if any) records the task, the commits and
+    /// the end.
+    async fn run_journaled(
         &mut self,
         task: Task,
-        cancel: CancellationToken,
+        cancel: &CancellationToken,
         sink: &EventSink,
     ) -> Result<TaskResult, AgentError> {
+        let journal = sink.journal();
         let mut out = Vec::new();
         let mut usage = Usage::default();
         let mut stop = None;
         if let Task::Messages(messages) = task {
+            if let Some(j) = journal {
+                j.task_started(&messages, self.turns)?;
+            }
             for m in &messages {
                 sink.emit(AgentEvent::Message(m.clone()));
                 self.broadcast(m, None);
@@ -325,19 +345,42 @@ impl<P: SpeakerPolicy> Team for GroupChat<P> {
             self.policy.observe_task(&view, &messages)?;
             let events: Vec<AgentEvent> = messages.into_iter().map(AgentEvent::Message).collect();
             stop = self.check_termination(&events);
+            if let Some(j) = journal {
+                j.turn_committed(self.turns, None, Team::save_state(self).await?)?;
+            }
         }
-        let mut run_turns = 0;
+        // A resumed run counts its turn limit from where the journaled task started.
+        let base = journal.and_then(|j| j.base_turns()).unwrap_or(self.turns);
         while stop.is_none() {
+            let run_turns = self.turns.saturating_sub(base);
             if self.max_turns.is_some_and(|max| run_turns >= max) {
                 stop = Some(format!("Maximum number of turns {} reached.", run_turns));
                 break;
             }
-            stop = self.turn(&cancel, sink, &mut out, &mut usage).await?;
-            run_turns += 1;
+            stop = self.turn(cancel, sink, &mut out, &mut usage).await?;
         }
         let reason = stop.unwrap_or_default();
+        if let Some(j) = journal {
+            j.finished(&reason)?;
+        }
         sink.emit(AgentEvent::Stop { reason: reason.clone() });
         Ok(TaskResult { messages: out, stop_reason: Some(reason), usage })
+    }
+}
+
+#[async_trait]
+impl<P: SpeakerPolicy> Team for GroupChat<P> {
+    async fn run_with(
+        &mut self,
+        task: Task,
+        cancel: CancellationToken,
+        sink: &EventSink,
+    ) -> Result<TaskResult, AgentError> {
+        let res = self.run_journaled(task, &cancel, sink).await;
+        if let (Err(AgentError::Cancelled), Some(j)) = (&res, sink.journal()) {
+            j.cancelled();
+        }
+        res
     }
 
     async fn reset(&mut self) {
