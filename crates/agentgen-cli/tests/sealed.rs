@@ -34,7 +34,7 @@ fn agentgen(work: &Path) -> Command {
 }
 
 fn test_model() -> Option<PathBuf> {
-    agentgen_local::cache::model_for_tests()
+    agentgen_models::cache::model_for_tests()
 }
 
 /// A running `agentgen serve`, killed when dropped.
