@@ -49,7 +49,7 @@ pub use events::{
     AgentEvent, AgentMessage, EventSink, MessageKind, StreamItem, Task, TaskResult, ToolResult,
 };
 pub use memory::{ListMemory, Memory, MemoryContent};
-pub use model_context::{ContextPolicy, ModelContext};
+pub use model_context::{ContextPolicy, ModelContext, SpeakerNames};
 pub use team::{
     DiGraphBuilder, EdgeCondition, GraphFlow, RoundRobinGroupChat, SelectorGroupChat, Swarm, Team,
 };

@@ -16,7 +16,7 @@ use crate::backend::ChatBackend;
 use crate::events::{AgentEvent, AgentMessage, EventSink, MessageKind, ToolResult};
 use crate::memory::{memory_system_message, Memory};
 use crate::message::{ChatMessage, ToolCall};
-use crate::model_context::ModelContext;
+use crate::model_context::{ModelContext, SpeakerNames};
 use crate::request::{ChatRequest, ResponseFormat, ToolChoice, ToolSpec};
 use crate::response::{ChatResponse, StreamAccumulator, Usage};
 use crate::tools::{check_schema, schema_for, Tool, ToolError, ToolSet};
@@ -75,6 +75,7 @@ pub struct AssistantAgent {
     reflect_on_tool_use: Option<bool>,
     tool_call_summary_format: String,
     context: ModelContext,
+    speaker_names: SpeakerNames,
     memory: Vec<Arc<dyn Memory>>,
     stream: bool,
     defaults: ChatRequest,
@@ -121,6 +122,7 @@ impl AssistantAgent {
             reflect_on_tool_use: None,
             tool_call_summary_format: "{result}".into(),
             context: ModelContext::unbounded(),
+            speaker_names: SpeakerNames::default(),
             memory: Vec::new(),
             stream: false,
             defaults: ChatRequest::default(),
@@ -182,6 +184,13 @@ impl AssistantAgent {
     /// Sets the model context (default unbounded).
     pub fn with_model_context(mut self, context: ModelContext) -> Self {
         self.context = context;
+        self
+    }
+
+    /// How other agents' names reach the model (default [`SpeakerNames::Prefix`]:
+    /// `"name: text"`, the same on every backend).
+    pub fn with_speaker_names(mut self, speaker_names: SpeakerNames) -> Self {
+        self.speaker_names = speaker_names;
         self
     }
 
@@ -272,7 +281,7 @@ impl AssistantAgent {
             messages.push(ChatMessage::system(system.clone()));
         }
         messages.extend(extra.iter().cloned());
-        messages.extend(self.context.view(self.backend.as_ref()).await?);
+        messages.extend(self.speaker_names.apply(self.context.view(self.backend.as_ref()).await?));
         let mut req = self.defaults.clone();
         req.messages = messages;
         let specs = if tools { self.tool_specs() } else { Vec::new() };
