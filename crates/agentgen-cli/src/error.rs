@@ -89,6 +89,9 @@ pub enum CliError {
         /// The cause.
         source: std::io::Error,
     },
+    /// An MCP server of the team file could not be started or used.
+    #[error(transparent)]
+    Mcp(#[from] agentgen_mcp::McpError),
     /// Anything else that failed while doing the work.
     #[error("{0}")]
     Failed(String),
@@ -120,7 +123,7 @@ impl CliError {
             }
             Self::Backend(BackendError::Unauthorized { .. }) => EXIT_CONFIG,
             Self::NotLocal(_) => EXIT_NOT_LOCAL,
-            Self::Backend(_) | Self::Io { .. } | Self::Failed(_) => EXIT_FAILURE,
+            Self::Backend(_) | Self::Io { .. } | Self::Mcp(_) | Self::Failed(_) => EXIT_FAILURE,
         }
     }
 
