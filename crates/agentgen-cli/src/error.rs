@@ -100,6 +100,9 @@ pub enum CliError {
         /// The cause.
         source: std::io::Error,
     },
+    /// An MCP server of the team file could not be started or used.
+    #[error(transparent)]
+    Mcp(#[from] agentgen_mcp::McpError),
     /// Anything else that failed while doing the work.
     #[error("{0}")]
     Failed(String),
@@ -140,7 +143,7 @@ impl CliError {
             Self::NotLocal(_) => EXIT_NOT_LOCAL,
             Self::Interrupted { .. } => EXIT_INTERRUPTED,
             Self::Journal(_) => EXIT_FAILURE,
-            Self::Backend(_) | Self::Io { .. } | Self::Failed(_) => EXIT_FAILURE,
+            Self::Backend(_) | Self::Io { .. } | Self::Mcp(_) | Self::Failed(_) => EXIT_FAILURE,
         }
     }
 

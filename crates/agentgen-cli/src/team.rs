@@ -4,15 +4,22 @@
 //! ```toml
 //! [team]
 //! type = "round_robin"          # round_robin | selector | swarm
+//! speaker_names = "prefix"      # prefix ("name: text", default) | name_field | off
 //!
 //! [termination]
 //! max_messages = 6              # the task counts as one
 //! text_mention = "APPROVE"
 //!
+//! [[mcp_servers]]              # an MCP server whose tools agents may use
+//! name = "geo"
+//! command = ["python3", "geo_server.py"]  # stdio; or: url = "http://127.0.0.1:9000/mcp"
+//! timeout_s = 60                # optional: seconds one tool call may take
+//!
 //! [[agents]]
 //! name = "writer"
 //! system_message = "You write."
-//! tools = ["word_count"]        # from the built-in set
+//! tools = ["word_count", "geo.*"]  # built-in tools; `server.*` or `server.tool` for MCP
+//! tool_choice = "auto"          # auto | required | none
 //! backend = "groq"              # optional: this agent's own backend
 //! model = "openai/gpt-oss-20b"   # optional
 //! handoffs = ["reviewer"]       # swarm teams: agents it may hand over to
@@ -27,6 +34,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use agentgen_core::SpeakerNames;
+use agentgen_mcp::McpServerConfig;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -88,6 +97,54 @@ pub struct TeamSection {
     /// Whether the selector may pick the same agent twice in a row.
     #[serde(default)]
     pub allow_repeated_speaker: bool,
+    /// How other agents' names reach each model.
+    #[serde(default)]
+    pub speaker_names: SpeakerNames,
+}
+
+/// One `[[mcp_servers]]` entry: a stdio `command` or a streamable-HTTP `url`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerSpec {
+    /// Its name: agents select its tools as `name.*` or `name.tool`.
+    pub name: Spanned<String>,
+    /// Program and arguments of a stdio server.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// URL of a streamable-HTTP server.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Seconds one tool call may take (60 by default).
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
+}
+
+impl McpServerSpec {
+    /// The connection settings.
+    pub fn config(&self) -> McpServerConfig {
+        let name = self.name.get_ref().clone();
+        let mut config = match (&self.command, &self.url) {
+            (Some(command), _) => McpServerConfig::stdio(name, command.clone()),
+            (None, url) => McpServerConfig::http(name, url.clone().unwrap_or_default()),
+        };
+        if let Some(secs) = self.timeout_s {
+            config.limits.call_timeout = std::time::Duration::from_secs(secs);
+        }
+        config
+    }
+}
+
+/// `tool_choice` of an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoiceSpec {
+    /// The model decides.
+    #[default]
+    Auto,
+    /// The model must call a tool.
+    Required,
+    /// The model may not call tools.
+    None,
 }
 
 /// `[termination]`: the run stops when any condition holds.
@@ -136,9 +193,12 @@ pub struct AgentSpec {
     /// Code executors: seconds a block may run before it is killed (60 by default).
     #[serde(default)]
     pub timeout_s: Option<u64>,
-    /// Built-in tools it may call.
+    /// Tools it may call: built-in names, `server.*` or `server.tool` for MCP servers.
     #[serde(default)]
     pub tools: Vec<Spanned<String>>,
+    /// Whether the model must, may or may not call its tools.
+    #[serde(default)]
+    pub tool_choice: ToolChoiceSpec,
     /// Its own backend, overriding the configured one.
     #[serde(default)]
     pub backend: Option<Spanned<String>>,
@@ -159,6 +219,9 @@ pub struct TeamSpec {
     /// `[termination]`.
     #[serde(default)]
     pub termination: TerminationSpec,
+    /// `[[mcp_servers]]`.
+    #[serde(default)]
+    pub mcp_servers: Vec<McpServerSpec>,
     /// `[[agents]]`.
     pub agents: Vec<AgentSpec>,
 }
@@ -246,7 +309,15 @@ impl TeamSpec {
                 _ => {}
             }
             for tool in &agent.tools {
-                if !BUILTIN_TOOLS.contains(&tool.get_ref().as_str()) {
+                if let Some((server, _)) = tool.get_ref().split_once('.') {
+                    if !spec.mcp_servers.iter().any(|m| m.name.get_ref() == server) {
+                        return Err(at(
+                            tool.span(),
+                            Some(format!("agents[{i}].tools")),
+                            format!("no [[mcp_servers]] entry is named `{server}`"),
+                        ));
+                    }
+                } else if !BUILTIN_TOOLS.contains(&tool.get_ref().as_str()) {
                     return Err(at(
                         tool.span(),
                         Some(format!("agents[{i}].tools")),
@@ -278,6 +349,22 @@ impl TeamSpec {
                         ),
                     ));
                 }
+            }
+        }
+        for (i, server) in spec.mcp_servers.iter().enumerate() {
+            let field = Some(format!("mcp_servers[{i}]"));
+            if server.command.is_some() == server.url.is_some() {
+                return Err(at(server.name.span(), field, "needs one of command or url".into()));
+            }
+            if let Err(e) = server.config().validate() {
+                return Err(at(server.name.span(), field, e.to_string()));
+            }
+            if spec.mcp_servers[..i].iter().any(|m| m.name.get_ref() == server.name.get_ref()) {
+                return Err(at(
+                    server.name.span(),
+                    field,
+                    "two MCP servers share this name".into(),
+                ));
             }
         }
         if let Some(max) = &spec.termination.max_messages {
@@ -425,6 +512,37 @@ mod tests {
         let swarm = TeamSpec::from_file(&dir.join("swarm.toml")).unwrap();
         assert_eq!(swarm.team.kind, TeamKind::Swarm);
         assert_eq!(swarm.agents[0].handoffs[0].get_ref(), "counter");
+    }
+
+    #[test]
+    fn mcp_servers_and_their_tool_selectors_are_checked() {
+        let head = "[team]\ntype = \"round_robin\"\nspeaker_names = \"off\"\n";
+        let spec = parse(&format!(
+            "{head}[[mcp_servers]]\nname = \"geo\"\ncommand = [\"python3\", \"geo.py\"]\n\
+             [[agents]]\nname = \"a\"\nsystem_message = \"x\"\ntools = [\"geo.*\", \"add\"]\n\
+             tool_choice = \"required\"\n"
+        ))
+        .unwrap();
+        assert_eq!(spec.team.speaker_names, SpeakerNames::Off);
+        assert_eq!(spec.agents[0].tool_choice, ToolChoiceSpec::Required);
+        assert_eq!(spec.mcp_servers[0].config().name, "geo");
+        let err = parse(&format!(
+            "{head}[[agents]]\nname = \"a\"\nsystem_message = \"x\"\ntools = [\"maps.*\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!((err.line, err.field.as_deref()), (7, Some("agents[0].tools")), "{err}");
+        let err = parse(&format!(
+            "{head}[[mcp_servers]]\nname = \"geo\"\ncommand = [\"x\"]\nurl = \"http://h/mcp\"\n\
+             [[agents]]\nname = \"a\"\nsystem_message = \"x\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.message.contains("one of command or url"), "{err}");
+        let err = parse(&format!(
+            "{head}[[mcp_servers]]\nname = \"g.o\"\nurl = \"http://h/mcp\"\n\
+             [[agents]]\nname = \"a\"\nsystem_message = \"x\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!((err.line, err.field.as_deref()), (5, Some("mcp_servers[0]")), "{err}");
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub use events::{
 };
 pub use journal::{Journal, JournalError, JournalRecord, Recovered, RunStore};
 pub use memory::{ListMemory, Memory, MemoryContent};
-pub use model_context::{ContextPolicy, ModelContext};
+pub use model_context::{ContextPolicy, ModelContext, SpeakerNames};
 pub use team::{
     DiGraphBuilder, EdgeCondition, GraphFlow, RoundRobinGroupChat, SelectorGroupChat, Swarm, Team,
 };

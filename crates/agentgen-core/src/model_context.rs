@@ -196,6 +196,44 @@ fn last_units(units: &[std::ops::Range<usize>], n: usize) -> Vec<std::ops::Range
     out
 }
 
+/// How the names of other speakers reach the model. Agents' messages are stored as user
+/// messages with `name` set to the speaker; many backends cannot carry `name` (Groq refuses it,
+/// chat templates drop it), so by default the name goes into the text, the same on every
+/// backend. The task (named `user`) and the agent's own turns are never prefixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeakerNames {
+    /// `"name: text"` in the content and no `name` field.
+    #[default]
+    Prefix,
+    /// The `name` field only (lost where the backend drops it).
+    NameField,
+    /// Neither: every other speaker is one anonymous user.
+    Off,
+}
+
+impl SpeakerNames {
+    /// The messages as this setting sends them.
+    pub fn apply(self, messages: Vec<ChatMessage>) -> Vec<ChatMessage> {
+        if self == Self::NameField {
+            return messages;
+        }
+        messages
+            .into_iter()
+            .map(|m| match m {
+                ChatMessage::User { content, name: Some(name) } => {
+                    if self == Self::Prefix && name != "user" {
+                        ChatMessage::user(format!("{name}: {content}"))
+                    } else {
+                        ChatMessage::user(content)
+                    }
+                }
+                other => other,
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

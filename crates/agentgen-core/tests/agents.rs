@@ -225,7 +225,8 @@ async fn buffered_context_limits_what_the_model_sees() {
         .with_model_context(ModelContext::buffered(1));
     agent.on_messages(&task("q1"), CancellationToken::new()).await.unwrap();
     agent.on_messages(&task("q2"), CancellationToken::new()).await.unwrap();
-    assert_eq!(backend.requests()[1].messages, vec![ChatMessage::user_named("q2", "user")]);
+    // The task is sent without a name (speaker names go into the text, by default).
+    assert_eq!(backend.requests()[1].messages, vec![ChatMessage::user("q2")]);
     assert_eq!(agent.context().all().len(), 4, "the history keeps everything");
 }
 

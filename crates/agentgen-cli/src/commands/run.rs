@@ -12,7 +12,9 @@ use agentgen_core::journal::Journal;
 use agentgen_core::sandbox::SandboxPolicy;
 use agentgen_core::team::{RoundRobinGroupChat, SelectorGroupChat, Swarm, Team};
 use agentgen_core::termination::Termination;
-use agentgen_core::{CancellationToken, ChatBackend};
+use agentgen_core::tools::Tool;
+use agentgen_core::{CancellationToken, ChatBackend, ToolChoice};
+use agentgen_mcp::McpServer;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +24,7 @@ use crate::commands::sessions;
 use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::output::Printer;
-use crate::team::{AgentKind, TeamKind, TeamSpec};
+use crate::team::{AgentKind, TeamKind, TeamSpec, ToolChoiceSpec};
 
 /// Runs `agentgen run`.
 pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
@@ -30,7 +32,7 @@ pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
         Some(path) => TeamSpec::from_file(path)?,
         None => TeamSpec::builtin(),
     };
-    let mut team = prepare(&spec, &args.backend, args.max_messages, args.yes, settings).await?;
+    let prepared = prepare(&spec, &args.backend, args.max_messages, args.yes, settings).await?;
     let journal = match &args.session {
         Some(name) => {
             // The team file's text goes into the journal: resume rebuilds the same team even if
@@ -48,7 +50,7 @@ pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
         }
         None => None,
     };
-    drive(team.as_mut(), args.task.as_str().into(), journal, args.json).await
+    prepared.finish(args.task.as_str().into(), journal, args.json).await
 }
 
 /// What a journaled run needs to build its team again on resume.
@@ -67,7 +69,7 @@ pub async fn prepare(
     max_messages: Option<usize>,
     yes: bool,
     settings: &Settings,
-) -> CliResult<Box<dyn Team>> {
+) -> CliResult<Prepared> {
     // Every agent's backend is checked (feature, key, model name) before any model loads.
     let choices = agent_choices(spec, settings)?;
     for choice in &choices {
@@ -88,7 +90,72 @@ pub async fn prepare(
         .or_else(|| spec.termination.max_messages.as_ref().map(|m| *m.get_ref()))
         .unwrap_or(settings.run.max_messages);
     let approval = if yes { ApprovalPolicy::RunWithoutAsking } else { ask_on_terminal() };
-    build_team(spec, agent_backends, selector, max_messages, settings, approval)
+    let mcp = connect_mcp(spec).await?;
+    match build_team(spec, agent_backends, selector, max_messages, settings, approval, &mcp) {
+        Ok(team) => Ok(Prepared { team, mcp }),
+        Err(e) => {
+            shutdown_mcp(mcp).await;
+            Err(e)
+        }
+    }
+}
+
+/// A team ready to run, with the MCP servers its tools reach (stopped by [`Prepared::finish`]).
+pub struct Prepared {
+    /// The team.
+    pub team: Box<dyn Team>,
+    /// Started or reached MCP servers.
+    pub mcp: Vec<McpServer>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").field("mcp_servers", &self.mcp.len()).finish()
+    }
+}
+
+impl Prepared {
+    /// Runs the team ([`drive`]), then stops the MCP servers whether the run succeeded or not.
+    pub async fn finish(
+        mut self,
+        task: Task,
+        journal: Option<Arc<Journal>>,
+        json: bool,
+    ) -> CliResult {
+        let result = drive(self.team.as_mut(), task, journal, json).await;
+        shutdown_mcp(self.mcp).await;
+        result
+    }
+}
+
+async fn shutdown_mcp(servers: Vec<McpServer>) {
+    for server in servers {
+        server.shutdown().await;
+    }
+}
+
+/// Starts (or reaches) every MCP server of the team file and lists its tools.
+pub async fn connect_mcp(spec: &TeamSpec) -> CliResult<Vec<McpServer>> {
+    let mut servers = Vec::with_capacity(spec.mcp_servers.len());
+    for s in &spec.mcp_servers {
+        let server = match McpServer::connect(s.config()).await {
+            Ok(server) => server,
+            Err(e) => {
+                shutdown_mcp(servers).await;
+                return Err(e.into());
+            }
+        };
+        for r in server.rejected() {
+            eprintln!(
+                "MCP server `{}`: tool `{}` not offered: {}",
+                server.name(),
+                r.name,
+                r.reason
+            );
+        }
+        servers.push(server);
+    }
+    Ok(servers)
 }
 
 /// Runs the team on `task`, journaled when `journal` is given, streaming its events to
@@ -169,6 +236,7 @@ pub fn build_team(
     max_messages: usize,
     settings: &Settings,
     approval: ApprovalPolicy,
+    mcp: &[McpServer],
 ) -> CliResult<Box<dyn Team>> {
     let mut agents: Vec<Box<dyn ChatAgent>> = Vec::new();
     let mut backends = agent_backends.into_iter();
@@ -202,13 +270,20 @@ pub fn build_team(
             max_tokens: settings.run.max_tokens,
             seed: settings.run.seed,
             temperature: settings.run.temperature,
+            tool_choice: match a.tool_choice {
+                ToolChoiceSpec::Auto => None,
+                ToolChoiceSpec::Required => Some(ToolChoice::Required),
+                ToolChoiceSpec::None => Some(ToolChoice::None),
+            },
             ..agentgen_core::ChatRequest::default()
         });
+        agent = agent.with_speaker_names(spec.team.speaker_names);
         for tool in &a.tools {
-            let tool = crate::tools::builtin(tool.get_ref())
-                .ok_or_else(|| CliError::Config(format!("unknown tool `{}`", tool.get_ref())))?;
-            agent = agent.with_tool_arc(tool).map_err(|e| CliError::Config(e.to_string()))?;
+            for tool in resolve_tool(tool.get_ref(), mcp)? {
+                agent = agent.with_tool_arc(tool).map_err(|e| CliError::Config(e.to_string()))?;
+            }
         }
+
         for target in &a.handoffs {
             agent = agent.with_handoff(target.get_ref().as_str());
         }
@@ -238,6 +313,22 @@ pub fn build_team(
             Box::new(Swarm::new(agents).map_err(agent_error)?.with_termination(termination))
         }
     })
+}
+
+/// The tools a team file's `tools` entry names: a built-in tool, or `server.*` /
+/// `server.tool` of a connected MCP server.
+fn resolve_tool(entry: &str, mcp: &[McpServer]) -> CliResult<Vec<Arc<dyn Tool>>> {
+    match entry.split_once('.') {
+        Some((server, selector)) => {
+            let server = mcp.iter().find(|m| m.name() == server).ok_or_else(|| {
+                CliError::Config(format!("no MCP server `{server}` for tool `{entry}`"))
+            })?;
+            Ok(server.select(selector)?)
+        }
+        None => crate::tools::builtin(entry)
+            .map(|t| vec![t])
+            .ok_or_else(|| CliError::Config(format!("unknown tool `{entry}`"))),
+    }
 }
 
 /// Shows each block on stderr and runs it only if the person at the terminal says yes; with no
@@ -319,9 +410,16 @@ mod tests {
             Arc::new(ScriptedBackend::with_texts(["draft", "draft 2"]));
         let reviewer: Arc<dyn ChatBackend> =
             Arc::new(ScriptedBackend::with_texts(["shorter please", "APPROVE"]));
-        let mut team =
-            build_team(&TeamSpec::builtin(), vec![writer, reviewer], None, 10, &settings(), yes())
-                .unwrap();
+        let mut team = build_team(
+            &TeamSpec::builtin(),
+            vec![writer, reviewer],
+            None,
+            10,
+            &settings(),
+            yes(),
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             sources_of(&mut team, "task").await,
             ["user", "writer", "reviewer", "writer", "reviewer"]
@@ -345,7 +443,7 @@ mod tests {
             Reply::text("5. DONE"),
         ]));
         let mut team =
-            build_team(&spec, vec![triage, solver], None, 5, &settings(), yes()).unwrap();
+            build_team(&spec, vec![triage, solver], None, 5, &settings(), yes(), &[]).unwrap();
         let sources = sources_of(&mut team, "2+3?").await;
         assert_eq!(sources.first().map(String::as_str), Some("user"));
         assert_eq!(sources.last().map(String::as_str), Some("solver"), "{sources:?}");
@@ -363,12 +461,12 @@ mod tests {
         let bob: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::with_texts(["from bob"]));
         let selector = Arc::new(ScriptedBackend::with_texts(["bob"]));
         let mut team =
-            build_team(&spec, vec![alice, bob], Some(selector.clone()), 2, &settings(), yes())
+            build_team(&spec, vec![alice, bob], Some(selector.clone()), 2, &settings(), yes(), &[])
                 .unwrap();
         assert_eq!(sources_of(&mut team, "hi").await, ["user", "bob"]);
         assert_eq!(selector.request_count(), 1);
         assert!(
-            build_team(&spec, vec![], None, 2, &settings(), yes()).is_err(),
+            build_team(&spec, vec![], None, 2, &settings(), yes(), &[]).is_err(),
             "no selector model"
         );
     }
@@ -411,7 +509,7 @@ mod tests {
     #[tokio::test]
     async fn a_code_executor_in_a_team_file_runs_blocks_sandboxed_with_yes() {
         let spec = spec(CODER_AND_TERMINAL);
-        let mut team = build_team(&spec, vec![coder()], None, 3, &settings(), yes()).unwrap();
+        let mut team = build_team(&spec, vec![coder()], None, 3, &settings(), yes(), &[]).unwrap();
         assert_eq!(terminal_says(&mut team).await, "exit code: 0\nkey=none\n");
     }
 
@@ -424,7 +522,7 @@ mod tests {
             count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async { false }
         });
-        let mut team = build_team(&spec, vec![coder()], None, 3, &settings(), refuse).unwrap();
+        let mut team = build_team(&spec, vec![coder()], None, 3, &settings(), refuse, &[]).unwrap();
         assert_eq!(terminal_says(&mut team).await, "Code execution was not approved.");
         assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
     }

@@ -9,7 +9,7 @@ use agentgen_core::journal::{Entry, JournalRecord, Recovered, RunStore};
 use agentgen_models::cache::ModelCache;
 
 use crate::cli::{ResumeArgs, SessionsAction, SessionsArgs, StoreArgs};
-use crate::commands::run::{agent_error, drive, prepare, SessionMeta};
+use crate::commands::run::{agent_error, prepare, SessionMeta};
 use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::team::TeamSpec;
@@ -48,9 +48,9 @@ pub async fn resume(args: &ResumeArgs, settings: &Settings) -> CliResult {
         Some(text) => TeamSpec::parse(text, Path::new(&format!("<team of {}>", args.name)))?,
         None => TeamSpec::builtin(),
     };
-    let mut team = prepare(&spec, &args.backend, meta.max_messages, args.yes, settings).await?;
-    let (journal, task) = recovered.restore(team.as_mut()).await.map_err(agent_error)?;
-    drive(team.as_mut(), task, Some(journal), args.json).await
+    let mut prepared = prepare(&spec, &args.backend, meta.max_messages, args.yes, settings).await?;
+    let (journal, task) = recovered.restore(prepared.team.as_mut()).await.map_err(agent_error)?;
+    prepared.finish(task, Some(journal), args.json).await
 }
 
 /// Runs `agentgen sessions`.

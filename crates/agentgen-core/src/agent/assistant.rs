@@ -17,7 +17,7 @@ use crate::events::{AgentEvent, AgentMessage, EventSink, MessageKind, ToolResult
 use crate::journal::{ToolReplay, INTERRUPTED};
 use crate::memory::{memory_system_message, Memory};
 use crate::message::{ChatMessage, ToolCall};
-use crate::model_context::ModelContext;
+use crate::model_context::{ModelContext, SpeakerNames};
 use crate::request::{ChatRequest, ResponseFormat, ToolChoice, ToolSpec};
 use crate::response::{ChatResponse, StreamAccumulator, Usage};
 use crate::tools::{check_schema, schema_for, Tool, ToolError, ToolSet};
@@ -76,6 +76,7 @@ pub struct AssistantAgent {
     reflect_on_tool_use: Option<bool>,
     tool_call_summary_format: String,
     context: ModelContext,
+    speaker_names: SpeakerNames,
     memory: Vec<Arc<dyn Memory>>,
     stream: bool,
     defaults: ChatRequest,
@@ -122,6 +123,7 @@ impl AssistantAgent {
             reflect_on_tool_use: None,
             tool_call_summary_format: "{result}".into(),
             context: ModelContext::unbounded(),
+            speaker_names: SpeakerNames::default(),
             memory: Vec::new(),
             stream: false,
             defaults: ChatRequest::default(),
@@ -183,6 +185,13 @@ impl AssistantAgent {
     /// Sets the model context (default unbounded).
     pub fn with_model_context(mut self, context: ModelContext) -> Self {
         self.context = context;
+        self
+    }
+
+    /// How other agents' names reach the model (default [`SpeakerNames::Prefix`]:
+    /// `"name: text"`, the same on every backend).
+    pub fn with_speaker_names(mut self, speaker_names: SpeakerNames) -> Self {
+        self.speaker_names = speaker_names;
         self
     }
 
@@ -273,7 +282,7 @@ impl AssistantAgent {
             messages.push(ChatMessage::system(system.clone()));
         }
         messages.extend(extra.iter().cloned());
-        messages.extend(self.context.view(self.backend.as_ref()).await?);
+        messages.extend(self.speaker_names.apply(self.context.view(self.backend.as_ref()).await?));
         let mut req = self.defaults.clone();
         req.messages = messages;
         let specs = if tools { self.tool_specs() } else { Vec::new() };
