@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 mod config;
 mod error;
+mod key_trust;
 mod machine;
 mod team;
 mod tools;
