@@ -169,6 +169,9 @@ pub struct PullArgs {
     /// A quantisation other than the catalog's default (e.g. Q8_0).
     #[arg(long, value_name = "QUANT")]
     pub quant: Option<String>,
+    /// Refuse a file the catalog has no sha256 for (also `[pull] verify = true`).
+    #[arg(long)]
+    pub verify: bool,
 }
 
 /// `agentgen models`.

@@ -179,6 +179,14 @@ pub struct RunSettings {
     pub seed: Option<u64>,
 }
 
+/// Settings of `agentgen pull` (`[pull]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PullSettings {
+    /// Refuse files the catalog has no sha256 for.
+    #[serde(default)]
+    pub verify: bool,
+}
+
 /// The file/env shape before the backend name is checked.
 #[derive(Debug, Deserialize)]
 struct Raw {
@@ -195,6 +203,8 @@ struct Raw {
     local: LocalSettings,
     server: ServerSettings,
     run: RunSettings,
+    #[serde(default)]
+    pull: PullSettings,
 }
 
 /// The merged configuration.
@@ -218,6 +228,8 @@ pub struct Settings {
     pub server: ServerSettings,
     /// Runs and chats.
     pub run: RunSettings,
+    /// Pulls.
+    pub pull: PullSettings,
     /// The config files that were read, lowest precedence first.
     #[serde(skip)]
     pub files: Vec<PathBuf>,
@@ -374,6 +386,7 @@ pub fn load(sources: &Sources, flags: &Overrides) -> CliResult<Settings> {
         local: raw.local,
         server: raw.server,
         run: raw.run,
+        pull: raw.pull,
         files,
     })
 }

@@ -5,7 +5,6 @@
 //! environment, a flag) is never sent to a base URL only the project file gave. And a key
 //! never travels over plain `http://` except to a loopback address.
 
-use std::net::IpAddr;
 use std::path::Path;
 
 use serde::Serialize;
@@ -171,21 +170,8 @@ pub fn check(
 /// `https://…`, or `http://` to `localhost` or a loopback address.
 pub fn is_secure_transport(url: &str) -> bool {
     let url = url.trim();
-    let Some((scheme, rest)) = url.split_once("://") else { return false };
-    if scheme.eq_ignore_ascii_case("https") {
-        return true;
-    }
-    if !scheme.eq_ignore_ascii_case("http") {
-        return false;
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host_port.split(':').next().unwrap_or(""),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+        || agentgen_models::is_loopback_http(url)
 }
 
 #[cfg(test)]
