@@ -240,6 +240,11 @@ pub mod local {
                 KvLayoutSetting::Shared => KvLayout::Shared,
             };
         }
+        let limits = &settings.local;
+        config.max_stop_strings = limits.max_stop_strings.unwrap_or(config.max_stop_strings);
+        config.max_stop_len = limits.max_stop_len.unwrap_or(config.max_stop_len);
+        config.grammar_cache_bytes =
+            limits.grammar_cache_bytes.unwrap_or(config.grammar_cache_bytes);
         if let LocalModel::Catalog { id, .. } = &resolved {
             config.model_id = Some(id.clone());
         }
@@ -273,7 +278,7 @@ mod remote {
                 if let Some(url) = &settings.base_url {
                     c = c.with_base_url(url.as_str());
                 }
-                if let Some(key) = &settings.groq.api_key {
+                if let Some(key) = settings.api_key(BackendKind::Groq)? {
                     c = c.with_api_key(key.expose());
                 }
                 c
@@ -293,7 +298,7 @@ mod remote {
                         })?;
                     c = c.with_provider(provider);
                 }
-                if let Some(key) = &settings.openai.api_key {
+                if let Some(key) = settings.api_key(BackendKind::OpenAi)? {
                     c = c.with_api_key(key.expose());
                 }
                 c

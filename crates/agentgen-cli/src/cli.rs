@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::Secret;
+
 /// The paragraph `agentgen --help` opens with.
 const ABOUT: &str = "Run teams of LLM agents on a CPU model in this process, on Groq, or on any \
 OpenAI-compatible API.";
@@ -217,7 +219,7 @@ pub struct ServeArgs {
     pub port: Option<u16>,
     /// Require this key as `Authorization: Bearer` or `X-Api-Key`.
     #[arg(long, value_name = "KEY")]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Refuse to start with a remote backend; implies --sealed.
     #[arg(long)]
     pub local_only: bool,
@@ -238,6 +240,9 @@ pub struct PullArgs {
     /// A quantisation other than the catalog's default (e.g. Q8_0).
     #[arg(long, value_name = "QUANT")]
     pub quant: Option<String>,
+    /// Refuse a file the catalog has no sha256 for (also `[pull] verify = true`).
+    #[arg(long)]
+    pub verify: bool,
 }
 
 /// `agentgen models`.

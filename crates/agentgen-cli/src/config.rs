@@ -12,6 +12,7 @@ use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{CliError, CliResult};
+use crate::key_trust::{self, KeyTrustError, Layers, Origins};
 
 /// The Groq model used when none is configured.
 #[cfg(feature = "groq")]
@@ -78,6 +79,13 @@ impl Secret {
     }
 }
 
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.masked())
@@ -118,6 +126,15 @@ pub struct LocalSettings {
     /// How the slots share the KV cache: `per-slot` (default) or `shared`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_layout: Option<KvLayoutSetting>,
+    /// Most `stop` strings one request may give; default 16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stop_strings: Option<usize>,
+    /// Longest `stop` string in bytes; default 256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stop_len: Option<usize>,
+    /// Bytes of compiled-grammar text cached; default 8 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar_cache_bytes: Option<usize>,
 }
 
 /// `[local] kv_layout`: how the engine's slots share the KV cache.
@@ -162,6 +179,14 @@ pub struct RunSettings {
     pub seed: Option<u64>,
 }
 
+/// Settings of `agentgen pull` (`[pull]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PullSettings {
+    /// Refuse files the catalog has no sha256 for.
+    #[serde(default)]
+    pub verify: bool,
+}
+
 /// The file/env shape before the backend name is checked.
 #[derive(Debug, Deserialize)]
 struct Raw {
@@ -178,6 +203,8 @@ struct Raw {
     local: LocalSettings,
     server: ServerSettings,
     run: RunSettings,
+    #[serde(default)]
+    pull: PullSettings,
 }
 
 /// The merged configuration.
@@ -201,9 +228,14 @@ pub struct Settings {
     pub server: ServerSettings,
     /// Runs and chats.
     pub run: RunSettings,
+    /// Pulls.
+    pub pull: PullSettings,
     /// The config files that were read, lowest precedence first.
     #[serde(skip)]
     pub files: Vec<PathBuf>,
+    /// Where `base_url` and the keys came from.
+    #[serde(skip)]
+    pub origins: Origins,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -228,7 +260,7 @@ pub struct Overrides {
     /// `serve --port`.
     pub port: Option<u16>,
     /// `serve --api-key`.
-    pub server_api_key: Option<String>,
+    pub server_api_key: Option<Secret>,
     /// `serve --local-only` (only ever turns it on).
     pub local_only: bool,
 }
@@ -277,8 +309,7 @@ pub fn load(sources: &Sources, flags: &Overrides) -> CliResult<Settings> {
         .and_then(|b| b.set_default("run.max_messages", 6))
         .map_err(config_err)?;
 
-    let mut files = Vec::new();
-    match &sources.explicit_file {
+    let user_file = match &sources.explicit_file {
         Some(path) => {
             if !path.is_file() {
                 return Err(CliError::Config(format!(
@@ -286,16 +317,13 @@ pub fn load(sources: &Sources, flags: &Overrides) -> CliResult<Settings> {
                     path.display()
                 )));
             }
-            files.push(path.clone());
+            Some(path.clone())
         }
-        None => files.extend(sources.user_file.iter().filter(|p| p.is_file()).cloned()),
-    }
-    if let Some(dir) = &sources.work_dir {
-        let project = dir.join(PROJECT_FILE);
-        if project.is_file() {
-            files.push(project);
-        }
-    }
+        None => sources.user_file.clone().filter(|p| p.is_file()),
+    };
+    let project_file =
+        sources.work_dir.as_ref().map(|d| d.join(PROJECT_FILE)).filter(|p| p.is_file());
+    let files: Vec<PathBuf> = user_file.iter().chain(&project_file).cloned().collect();
     for file in &files {
         b = b.add_source(File::from(file.as_path()).format(FileFormat::Toml).required(true));
     }
@@ -329,7 +357,10 @@ pub fn load(sources: &Sources, flags: &Overrides) -> CliResult<Settings> {
         .and_then(|b| b.set_override_option("run.max_messages", f.max_messages.map(|n| n as u64)))
         .and_then(|b| b.set_override_option("server.host", f.host.clone()))
         .and_then(|b| b.set_override_option("server.port", f.port.map(u64::from)))
-        .and_then(|b| b.set_override_option("server.api_key", f.server_api_key.clone()))
+        .and_then(|b| {
+            let key = f.server_api_key.as_ref().map(|k| k.expose().to_owned());
+            b.set_override_option("server.api_key", key)
+        })
         .and_then(|b| b.set_override_option("server.local_only", f.local_only.then_some(true)))
         .map_err(config_err)?;
 
@@ -338,7 +369,15 @@ pub fn load(sources: &Sources, flags: &Overrides) -> CliResult<Settings> {
     if raw.run.max_messages == 0 {
         return Err(CliError::Config("run.max_messages must be at least 1".into()));
     }
+    let origins = Layers {
+        user_file: user_file.as_deref(),
+        project_file: project_file.as_deref(),
+        env: &sources.env,
+        base_url_flag: flags.base_url.is_some(),
+    }
+    .origins();
     Ok(Settings {
+        origins,
         backend,
         model: raw.model.filter(|m| !m.trim().is_empty()),
         base_url: raw.base_url.filter(|u| !u.trim().is_empty()),
@@ -347,11 +386,32 @@ pub fn load(sources: &Sources, flags: &Overrides) -> CliResult<Settings> {
         local: raw.local,
         server: raw.server,
         run: raw.run,
+        pull: raw.pull,
         files,
     })
 }
 
 impl Settings {
+    /// The API key for a remote backend, when one is set and may travel to the base URL:
+    /// [`KeyTrustError`] when the base URL comes from a less trusted source than the key
+    /// (`./agentgen.toml` against the user's file, the environment or a flag) or is plain
+    /// http to a host that is not loopback.
+    #[cfg_attr(not(feature = "groq"), allow(dead_code))]
+    pub fn api_key(&self, kind: BackendKind) -> Result<Option<&Secret>, KeyTrustError> {
+        let (key, key_origin, name) = match kind {
+            BackendKind::Local => return Ok(None),
+            BackendKind::Groq => (&self.groq.api_key, self.origins.groq_key, "the Groq API key"),
+            BackendKind::OpenAi => {
+                (&self.openai.api_key, self.origins.openai_key, "the OpenAI API key")
+            }
+        };
+        let Some(key) = key else { return Ok(None) };
+        if let Some(url) = &self.base_url {
+            key_trust::check(name, key_origin, url, self.origins.base_url)?;
+        }
+        Ok(Some(key))
+    }
+
     /// The merged configuration as TOML, secrets masked, with the files it came from.
     pub fn to_masked_toml(&self) -> String {
         let mut out =
@@ -385,6 +445,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key_trust::Origin;
     use std::path::Path;
 
     fn sources(dir: &Path, env: &[(&str, &str)]) -> Sources {
@@ -468,19 +529,72 @@ mod tests {
         let dir = layout();
         std::fs::write(
             dir.path().join("work/agentgen.toml"),
-            "[local]\nslots = 2\nkv_layout = \"shared\"\ncontext_length = 4096\n",
+            "[local]\nslots = 2\nkv_layout = \"shared\"\ncontext_length = 4096\nmax_stop_len = 64\n",
         )
         .unwrap();
         let s = load(&sources(dir.path(), &[]), &Overrides::default()).unwrap();
         assert_eq!(s.local.slots, Some(2));
         assert_eq!(s.local.kv_layout, Some(KvLayoutSetting::Shared));
         assert_eq!(s.local.context_length, Some(4096));
+        assert_eq!(s.local.max_stop_len, Some(64));
         let env = [("AGENTGEN_LOCAL__KV_LAYOUT", "per-slot")];
         let s = load(&sources(dir.path(), &env), &Overrides::default()).unwrap();
         assert_eq!(s.local.kv_layout, Some(KvLayoutSetting::PerSlot));
         let env = [("AGENTGEN_LOCAL__KV_LAYOUT", "sideways")];
         let err = load(&sources(dir.path(), &env), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("sideways"), "{err}");
+    }
+
+    #[test]
+    fn a_project_base_url_never_gets_a_key_from_a_trusted_source() {
+        let dir = layout();
+        let evil = "base_url = \"https://evil.example/v1\"\n";
+        std::fs::write(dir.path().join("work/agentgen.toml"), evil).unwrap();
+        let env = [("GROQ_API_KEY", "gsk_from_env"), ("OPENAI_API_KEY", "sk_from_env")];
+        let s = load(&sources(dir.path(), &env), &Overrides::default()).unwrap();
+        assert_eq!(s.origins.base_url, Origin::ProjectFile);
+        assert_eq!(s.origins.groq_key, Origin::Env);
+        for kind in [BackendKind::Groq, BackendKind::OpenAi] {
+            let err = s.api_key(kind).unwrap_err();
+            assert!(matches!(err, KeyTrustError::UntrustedBaseUrl { .. }), "{err}");
+            assert!(!err.to_string().contains("_from_env"), "{err}");
+        }
+        // A key from the user's own file is just as protected.
+        std::fs::write(dir.path().join("user/config.toml"), "[groq]\napi_key = \"gsk_user\"\n")
+            .unwrap();
+        let s = load(&sources(dir.path(), &[]), &Overrides::default()).unwrap();
+        assert_eq!(s.origins.groq_key, Origin::UserFile);
+        assert!(s.api_key(BackendKind::Groq).is_err());
+        // The same URL from the user's side (environment or flag) is trusted.
+        let env = [("GROQ_API_KEY", "gsk_from_env"), ("AGENTGEN_BASE_URL", "https://proxy/v1")];
+        let s = load(&sources(dir.path(), &env), &Overrides::default()).unwrap();
+        assert_eq!(s.api_key(BackendKind::Groq).unwrap().map(Secret::expose), Some("gsk_from_env"));
+        let flags =
+            Overrides { base_url: Some("http://127.0.0.1:9/v1".into()), ..Overrides::default() };
+        let s = load(&sources(dir.path(), &[("GROQ_API_KEY", "k")]), &flags).unwrap();
+        assert_eq!(s.origins.base_url, Origin::Flag);
+        assert!(s.api_key(BackendKind::Groq).is_ok(), "plain http to loopback is fine");
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_key() {
+        let flags = Overrides {
+            server_api_key: Some("srv_secret_1".parse().unwrap()),
+            ..Overrides::default()
+        };
+        assert!(!format!("{flags:?}").contains("srv_secret_1"));
+        let dir = layout();
+        std::fs::write(
+            dir.path().join("user/config.toml"),
+            "[openai]\napi_key = \"sk_secret_2\"\n[server]\napi_key = \"srv_secret_3\"\n",
+        )
+        .unwrap();
+        let s = load(&sources(dir.path(), &[]), &flags).unwrap();
+        let shown = format!("{s:?} {s:#?}");
+        for secret in ["srv_secret_1", "sk_secret_2", "srv_secret_3"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert_eq!(s.server.api_key.as_ref().map(Secret::expose), Some("srv_secret_1"));
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub enum CliError {
         /// The environment variable to set.
         env: &'static str,
     },
+    /// An API key may not travel to the configured base URL.
+    #[error(transparent)]
+    KeyTrust(#[from] crate::key_trust::KeyTrustError),
     /// The configuration files or environment could not be read or merged.
     #[error("configuration: {0}")]
     Config(String),
@@ -131,6 +134,7 @@ impl CliError {
             Self::UnknownBackend(_)
             | Self::FeatureMissing { .. }
             | Self::MissingApiKey { .. }
+            | Self::KeyTrust(_)
             | Self::Config(_)
             | Self::TeamFile(_) => EXIT_CONFIG,
             Self::UnknownModel { .. }

@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 mod config;
 mod error;
+mod key_trust;
 mod machine;
 mod team;
 mod tools;
@@ -128,7 +129,10 @@ fn dispatch(cli: Cli) -> CliResult {
             let settings = settings(cli.config, &flags)?;
             runtime()?.block_on(commands::serve::run(&args, &settings))
         }
-        Command::Pull(args) => commands::pull::run(&args),
+        Command::Pull(args) => {
+            let settings = settings(cli.config, &Overrides::default())?;
+            commands::pull::run(&args, settings.pull.verify)
+        }
         Command::Models(args) => commands::models_cmd(&args),
         Command::Doctor(args) => commands::doctor::run(&args),
         Command::VerifyLocal(args) => {

@@ -416,6 +416,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn debug_output_never_shows_the_key() {
+        let config = OpenAiConfig::groq("m").with_api_key("gsk_debug_secret");
+        let backend = OpenAiBackend::new(config.clone()).unwrap();
+        for shown in [format!("{config:?}"), format!("{config:#?}"), format!("{backend:?}")] {
+            assert!(!shown.contains("gsk_debug_secret"), "{shown}");
+            assert!(shown.contains("(set)") || shown.contains("Sensitive"), "{shown}");
+        }
+        assert!(format!("{:?}", OpenAiConfig::groq("m")).contains("api_key: None"));
+    }
+
+    #[test]
     fn groq_needs_a_key() {
         let err = OpenAiBackend::new(OpenAiConfig::groq("m")).unwrap_err();
         assert_eq!(err, ConfigError::MissingApiKey { var: "GROQ_API_KEY" });

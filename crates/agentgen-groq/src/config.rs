@@ -75,8 +75,9 @@ impl Provider {
     }
 }
 
-/// Everything an [`OpenAiBackend`](crate::OpenAiBackend) needs to reach one endpoint.
-#[derive(Debug, Clone, PartialEq)]
+/// Everything an [`OpenAiBackend`](crate::OpenAiBackend) needs to reach one endpoint. Its
+/// `Debug` form shows whether a key is set, never the key.
+#[derive(Clone, PartialEq)]
 pub struct OpenAiConfig {
     /// Base URL up to and including the version, e.g. `https://api.groq.com/openai/v1`;
     /// routes such as `/chat/completions` are appended.
@@ -113,6 +114,43 @@ pub struct OpenAiConfig {
     /// `reasoning_effort`). For Groq, `n` other than 1, `logprobs`, `top_logprobs` and
     /// `logit_bias` are refused before sending.
     pub extra_body: Map<String, Value>,
+}
+
+impl std::fmt::Debug for OpenAiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            base_url,
+            api_key,
+            model,
+            provider,
+            max_retries,
+            initial_backoff,
+            max_backoff,
+            max_retry_after,
+            request_timeout,
+            connect_timeout,
+            pace_requests,
+            tokenizer_path,
+            context_length,
+            extra_body,
+        } = self;
+        f.debug_struct("OpenAiConfig")
+            .field("base_url", base_url)
+            .field("api_key", &api_key.as_ref().map(|_| "******** (set)"))
+            .field("model", model)
+            .field("provider", provider)
+            .field("max_retries", max_retries)
+            .field("initial_backoff", initial_backoff)
+            .field("max_backoff", max_backoff)
+            .field("max_retry_after", max_retry_after)
+            .field("request_timeout", request_timeout)
+            .field("connect_timeout", connect_timeout)
+            .field("pace_requests", pace_requests)
+            .field("tokenizer_path", tokenizer_path)
+            .field("context_length", context_length)
+            .field("extra_body", extra_body)
+            .finish()
+    }
 }
 
 impl OpenAiConfig {

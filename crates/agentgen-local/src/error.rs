@@ -39,6 +39,28 @@ pub enum LocalError {
     /// The model's chat template cannot be used.
     #[error("the model's chat template cannot be used: {0}")]
     Template(String),
+    /// A request gives more `stop` strings than [`LocalConfig::max_stop_strings`] allows.
+    ///
+    /// [`LocalConfig::max_stop_strings`]: crate::LocalConfig::max_stop_strings
+    #[error("`stop` has {actual} strings; at most {limit} are allowed (setting max_stop_strings)")]
+    TooManyStops {
+        /// The setting's value.
+        limit: usize,
+        /// How many the request gave.
+        actual: usize,
+    },
+    /// A `stop` string is longer than [`LocalConfig::max_stop_len`] bytes.
+    ///
+    /// [`LocalConfig::max_stop_len`]: crate::LocalConfig::max_stop_len
+    #[error(
+        "a `stop` string is {actual} bytes; at most {limit} are allowed (setting max_stop_len)"
+    )]
+    StopTooLong {
+        /// The setting's value.
+        limit: usize,
+        /// The longest string's length.
+        actual: usize,
+    },
     /// The inference thread stopped (it panicked or could not start).
     #[error("the local inference engine has stopped")]
     EngineGone,
@@ -53,6 +75,9 @@ impl From<LocalError> for BackendError {
             | LocalError::Load { .. }
             | LocalError::Template(_) => BackendError::ModelFile(message),
             LocalError::Config(_) => BackendError::invalid(message),
+            LocalError::TooManyStops { .. } | LocalError::StopTooLong { .. } => {
+                BackendError::invalid_param(message, "stop")
+            }
             LocalError::Context(_) | LocalError::EngineGone => BackendError::unavailable(message),
         }
     }
@@ -71,6 +96,18 @@ mod tests {
         assert!(
             matches!(BackendError::from(e), BackendError::ModelFile(m) if m.contains("agentgen pull"))
         );
+    }
+
+    #[test]
+    fn stop_limits_name_the_setting_and_the_field() {
+        let e = LocalError::TooManyStops { limit: 16, actual: 17 };
+        assert!(e.to_string().contains("max_stop_strings"), "{e}");
+        assert!(matches!(
+            BackendError::from(e),
+            BackendError::InvalidRequest { param: Some(p), .. } if p == "stop"
+        ));
+        let e = LocalError::StopTooLong { limit: 256, actual: 300 };
+        assert!(e.to_string().contains("max_stop_len") && e.to_string().contains("300"), "{e}");
     }
 
     #[test]

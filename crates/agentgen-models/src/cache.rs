@@ -191,6 +191,22 @@ pub struct Digest256 {
     pub sha256: String,
 }
 
+/// Removes `.agentgen-partial-*` files older than `max_age` left in `dir` by interrupted pulls
+/// (a pull in progress keeps writing its own, so it is never that old); returns how many.
+pub fn clean_stale_partials(dir: &Path, max_age: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX))
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > max_age))
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

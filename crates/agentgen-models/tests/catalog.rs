@@ -182,7 +182,7 @@ fn default_model_entry_is_exact() {
     assert_eq!(packages, &want);
     assert_eq!(version, "0.9.0");
     assert_eq!(catalog::expand_member_pattern(member_pattern, 6), "data/part06.bin");
-    assert!(q.sources.iter().any(|s| matches!(s, Source::Huggingface { repo, file }
+    assert!(q.sources.iter().any(|s| matches!(s, Source::Huggingface { repo, file, .. }
         if repo == "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF" && file == DEFAULT_MODEL_FILE)));
 
     let big = get("qwen2.5-coder-1.5b-instruct").quant(Some("q4_k_m")).unwrap();

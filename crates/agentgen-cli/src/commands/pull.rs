@@ -9,16 +9,17 @@ use agentgen_models::{catalog_entry, quantisation, ModelCache, PullOptions};
 use crate::cli::PullArgs;
 use crate::error::{CliError, CliResult};
 
-/// Runs `agentgen pull`.
-pub fn run(args: &PullArgs) -> CliResult {
-    let path = pull_model(args.name.as_deref(), args.quant.as_deref())?;
+/// Runs `agentgen pull`; `verify` (`--verify` or `[pull] verify`) refuses files the catalog
+/// has no sha256 for.
+pub fn run(args: &PullArgs, verify: bool) -> CliResult {
+    let path = pull_model(args.name.as_deref(), args.quant.as_deref(), verify || args.verify)?;
     outln!("{}", path.display());
     Ok(())
 }
 
 /// Pulls `quant` (default: the catalog's first) of `name` (default: the default model) into
 /// the cache, reporting progress and what the file was checked against on stderr.
-pub fn pull_model(name: Option<&str>, quant: Option<&str>) -> CliResult<PathBuf> {
+pub fn pull_model(name: Option<&str>, quant: Option<&str>, verify: bool) -> CliResult<PathBuf> {
     let entry = catalog_entry(name).map_err(pull_error)?;
     let q = quantisation(entry, quant).map_err(pull_error)?;
     if q.sources.is_empty() {
@@ -29,8 +30,8 @@ pub fn pull_model(name: Option<&str>, quant: Option<&str>) -> CliResult<PathBuf>
     }
     let cache = ModelCache::from_env();
     eprintln!("pulling {} {} into {}", entry.id, q.name, cache.root.display());
-    let report =
-        agentgen_models::pull(entry, q, &cache, &PullOptions::default()).map_err(pull_error)?;
+    let opts = PullOptions { require_sha256: verify, ..PullOptions::default() };
+    let report = agentgen_models::pull(entry, q, &cache, &opts).map_err(pull_error)?;
     let checked = verification(q);
     match &report.outcome {
         PullOutcome::AlreadyPresent => eprintln!("already in the cache ({checked})"),
@@ -48,6 +49,7 @@ fn pull_error(e: PullError) -> CliError {
     match e {
         PullError::UnknownModel { name, known } => CliError::UnknownModel { name, known },
         PullError::NoQuantisation { .. } => CliError::Usage(e.to_string()),
+        PullError::Unverified { .. } => CliError::Config(e.to_string()),
         other => CliError::Failed(format!("pull failed: {other}")),
     }
 }

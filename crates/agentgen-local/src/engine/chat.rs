@@ -13,7 +13,7 @@ use llguidance::api::TopLevelGrammar;
 use tokio::sync::mpsc;
 
 use super::job::{Event, Finished};
-use super::{GenerateOptions, Generation};
+use super::{GenerateOptions, Generation, LocalConfig};
 use crate::error::LocalError;
 use crate::format::{ChatFormat, PromptSegment};
 
@@ -29,10 +29,15 @@ pub(super) struct Prepared {
     pub must_call: bool,
 }
 
-pub(super) fn prepare(format: &ChatFormat, req: &ChatRequest) -> Result<Prepared, BackendError> {
+pub(super) fn prepare(
+    format: &ChatFormat,
+    limits: &LocalConfig,
+    req: &ChatRequest,
+) -> Result<Prepared, BackendError> {
     if req.messages.is_empty() {
         return Err(BackendError::invalid_param("messages must not be empty", "messages"));
     }
+    limits.check_stop(&req.stop)?;
     let options = GenerateOptions::from_request(req)?;
     let prompt = format.render(req)?;
     let grammar = format.constraint(req)?.map(|c| c.grammar);

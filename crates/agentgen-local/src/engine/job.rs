@@ -9,6 +9,7 @@ use std::time::Instant;
 use agentgen_core::{BackendError, FinishReason, Timings, Usage};
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token_type::LlamaTokenAttr;
 use llguidance::Matcher;
 use tokio::sync::{mpsc, oneshot};
 
@@ -65,6 +66,8 @@ pub(crate) struct LoadInfo {
     pub chat_template: Option<String>,
     pub bos_token: String,
     pub eos_token: String,
+    /// The texts special parsing turns into control or user-defined tokens.
+    pub special_tokens: Vec<String>,
 }
 
 /// Counters the thread updates and callers read.
@@ -87,6 +90,21 @@ impl SharedStats {
 /// One segment as tokens: template text may hold control tokens, message text never does.
 pub(crate) fn tokenize_segment(model: &LlamaModel, segment: &PromptSegment) -> Vec<LlamaToken> {
     model.vocab().tokenize(segment.text.as_bytes(), false, segment.parse_special)
+}
+
+/// The texts of the vocabulary's control and user-defined tokens: what tokenizing with special
+/// parsing matches.
+pub(crate) fn special_token_texts(model: &LlamaModel) -> Vec<String> {
+    let vocab = model.vocab();
+    vocab
+        .tokens()
+        .filter(|&t| {
+            let attr = vocab.attr(t);
+            attr.contains(LlamaTokenAttr::Control) || attr.contains(LlamaTokenAttr::UserDefined)
+        })
+        .map(|t| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned())
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 /// The whole prompt as tokens, with the BOS token in front when the model wants one and the

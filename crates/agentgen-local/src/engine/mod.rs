@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot, OnceCell};
 pub use sampling::GenerateOptions;
 
 use crate::error::LocalError;
-use crate::format::{ChatFormat, PromptSegment};
+use crate::format::{ChatFormat, FormatOptions, PromptSegment, DEFAULT_GRAMMAR_CACHE_BYTES};
 use job::{Command, Event, Job, SharedStats};
 
 /// The context size used when the config leaves it open: the model's trained context, capped
@@ -63,7 +63,20 @@ pub struct LocalConfig {
     pub flash_attention: Option<bool>,
     /// The model id reported in responses; `None`: the file name without `.gguf`.
     pub model_id: Option<String>,
+    /// Most `stop` strings one request may give (each is searched for after every token).
+    /// Default [`DEFAULT_MAX_STOP_STRINGS`].
+    pub max_stop_strings: usize,
+    /// Longest `stop` string, in bytes. Default [`DEFAULT_MAX_STOP_LEN`].
+    pub max_stop_len: usize,
+    /// Bytes of grammar text cached of the tool and response schemas already checked to
+    /// compile. Default [`DEFAULT_GRAMMAR_CACHE_BYTES`].
+    pub grammar_cache_bytes: usize,
 }
+
+/// Default [`LocalConfig::max_stop_strings`].
+pub const DEFAULT_MAX_STOP_STRINGS: usize = 16;
+/// Default [`LocalConfig::max_stop_len`].
+pub const DEFAULT_MAX_STOP_LEN: usize = 256;
 
 impl LocalConfig {
     /// Defaults for this model file.
@@ -77,6 +90,26 @@ impl LocalConfig {
             batch_size: 512,
             flash_attention: None,
             model_id: None,
+            max_stop_strings: DEFAULT_MAX_STOP_STRINGS,
+            max_stop_len: DEFAULT_MAX_STOP_LEN,
+            grammar_cache_bytes: DEFAULT_GRAMMAR_CACHE_BYTES,
+        }
+    }
+
+    /// Checks a request's `stop` list against [`max_stop_strings`](Self::max_stop_strings)
+    /// and [`max_stop_len`](Self::max_stop_len).
+    pub fn check_stop(&self, stop: &[String]) -> Result<(), LocalError> {
+        if stop.len() > self.max_stop_strings {
+            return Err(LocalError::TooManyStops {
+                limit: self.max_stop_strings,
+                actual: stop.len(),
+            });
+        }
+        match stop.iter().map(String::len).max() {
+            Some(longest) if longest > self.max_stop_len => {
+                Err(LocalError::StopTooLong { limit: self.max_stop_len, actual: longest })
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -215,7 +248,13 @@ impl LocalBackend {
             FALLBACK_TEMPLATE
         });
         let format = ChatFormat::from_template(template, &info.bos_token, &info.eos_token)
+            .and_then(|f| f.with_special_tokens(&info.special_tokens))
             .map_err(|e| LocalError::Template(e.to_string()))?;
+        let options = FormatOptions {
+            grammar_cache_bytes: config.grammar_cache_bytes,
+            ..FormatOptions::default()
+        };
+        let format = format.with_options(options);
         let model = config.model_id.clone().unwrap_or_else(|| default_model_id(&config.model_path));
         let backend_info = BackendInfo {
             name: "local".into(),
@@ -379,6 +418,7 @@ impl LocalBackend {
     ) -> Result<mpsc::UnboundedReceiver<Event>, BackendError> {
         let arrived = Instant::now();
         options.validate()?;
+        self.inner.config.check_stop(&options.stop)?;
         let matcher = match grammar {
             Some(g) => Some(self.matcher(g).await?),
             None => None,
@@ -455,7 +495,7 @@ impl ChatBackend for LocalBackend {
     }
 
     async fn complete(&self, req: ChatRequest) -> Result<ChatResponse, BackendError> {
-        let prepared = chat::prepare(&self.inner.format, &req)?;
+        let prepared = chat::prepare(&self.inner.format, &self.inner.config, &req)?;
         let generation = self
             .generate(prepared.prompt.clone(), prepared.options.clone(), prepared.grammar.clone())
             .await?;
@@ -470,7 +510,7 @@ impl ChatBackend for LocalBackend {
     }
 
     async fn stream(&self, req: ChatRequest) -> Result<ChatStream, BackendError> {
-        let prepared = chat::prepare(&self.inner.format, &req)?;
+        let prepared = chat::prepare(&self.inner.format, &self.inner.config, &req)?;
         let events = self
             .submit(prepared.prompt.clone(), prepared.options.clone(), prepared.grammar.clone())
             .await?;

@@ -16,7 +16,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::{send_logs_to_tracing, LogOptions};
 
-use super::job::{tokenize_segment, Command, LoadInfo, SharedStats};
+use super::job::{special_token_texts, tokenize_segment, Command, LoadInfo, SharedStats};
 use super::scheduler::Scheduler;
 use super::{KvLayout, LocalConfig};
 use crate::error::LocalError;
@@ -131,6 +131,7 @@ fn run(
         chat_template: model.meta_val_str("tokenizer.chat_template").ok(),
         bos_token: piece(vocab.bos()),
         eos_token: piece(vocab.eos()),
+        special_tokens: special_token_texts(&model),
     };
     tracing::info!(
         path = %config.model_path.display(),

@@ -62,6 +62,17 @@ pub enum FormatError {
         /// The grammar engine's message.
         reason: String,
     },
+    /// Tool or tool-call data (a name, description, schema, call id or arguments) holds a
+    /// special token's text that the chat template rendered in a form that cannot be kept
+    /// apart from its own markup; refused rather than turned into control tokens.
+    #[error(
+        "tool or tool-call data contains special-token text ({count} occurrence(s)) that the \
+         chat template would turn into control tokens"
+    )]
+    SpecialTokenText {
+        /// How many special-token texts would have become control tokens.
+        count: usize,
+    },
     /// A file could not be read.
     #[error("cannot read {}: {source}", .path.display())]
     Io {
@@ -98,6 +109,7 @@ impl FormatError {
                 | Self::NoTools
                 | Self::ConflictingConstraints
                 | Self::Render { .. }
+                | Self::SpecialTokenText { .. }
         )
     }
 }
@@ -115,7 +127,9 @@ impl From<FormatError> for BackendError {
             FormatError::InvalidResponseSchema { .. } | FormatError::ConflictingConstraints => {
                 BackendError::invalid_param(message, "response_format")
             }
-            FormatError::Render { .. } => BackendError::invalid_param(message, "messages"),
+            FormatError::Render { .. } | FormatError::SpecialTokenText { .. } => {
+                BackendError::invalid_param(message, "messages")
+            }
             FormatError::Io { .. } | FormatError::NotGguf { .. } | FormatError::Gguf { .. } => {
                 BackendError::ModelFile(message)
             }

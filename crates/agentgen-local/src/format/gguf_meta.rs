@@ -121,6 +121,23 @@ impl GgufMeta {
         tokens.get(usize::try_from(id).ok()?)?.as_str()
     }
 
+    /// The texts of the control and user-defined tokens (`tokenizer.ggml.token_type` 3 and 4):
+    /// what tokenizing with special parsing turns into those tokens.
+    pub fn special_token_texts(&self) -> Vec<String> {
+        let (Some(types), Some(tokens)) = (
+            self.get("tokenizer.ggml.token_type").and_then(GgufValue::as_array),
+            self.get("tokenizer.ggml.tokens").and_then(GgufValue::as_array),
+        ) else {
+            return Vec::new();
+        };
+        types
+            .iter()
+            .zip(tokens)
+            .filter(|(t, _)| matches!(t.as_u64(), Some(3 | 4)))
+            .filter_map(|(_, text)| text.as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// The BOS token text, when the model declares one.
     pub fn bos_token(&self) -> Option<&str> {
         self.token_text(self.get_u64("tokenizer.ggml.bos_token_id")?)

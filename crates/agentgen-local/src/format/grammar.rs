@@ -20,7 +20,6 @@
 //! valid call. After a complete answer the grammar accepts, so end-of-generation tokens are
 //! allowed; with nothing else possible (one call, no parallel calls) the matcher stops.
 
-use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
 use agentgen_core::{ChatRequest, ResponseFormat, ToolChoice, ToolSpec};
@@ -29,6 +28,7 @@ use llguidance::toktrie::{ApproximateTokEnv, TokEnv};
 use llguidance::ParserFactory;
 use serde_json::{json, Value as Json};
 
+use super::grammar_cache::GrammarCache;
 use super::{Constraint, ConstraintKind, FormatError, FormatOptions, ToolFamily};
 
 /// Builds the constraint for `req`, or `None` when the output is free.
@@ -42,7 +42,7 @@ pub(crate) fn build(
         None | Some(ResponseFormat::Text) => None,
         Some(ResponseFormat::JsonObject) => Some(json!({"type": "object"})),
         Some(ResponseFormat::JsonSchema { json_schema }) => {
-            check_response_schema(&json_schema.schema)?;
+            check_response_schema(&json_schema.schema, opts.grammar_cache_bytes)?;
             Some(json_schema.schema.clone())
         }
     };
@@ -64,7 +64,7 @@ pub(crate) fn build(
         }
     };
     for tool in &callable {
-        check_tool_schema(tool)?;
+        check_tool_schema(tool, opts.grammar_cache_bytes)?;
     }
     let parallel = req.parallel_tool_calls.unwrap_or(true) && family != ToolFamily::Llama3;
     let g = Lark { family, opts, parallel };
@@ -284,9 +284,9 @@ fn check_factory() -> &'static ParserFactory {
 }
 
 /// Compiles `lark` with llguidance against a byte tokenizer; the error text when it fails.
-/// Grammars that compiled before are remembered (agents resend the same tools every turn).
-pub(crate) fn compile_check(lark: &str) -> Result<(), String> {
-    static GOOD: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+/// Grammars that compiled before are remembered, in at most `cache_bytes` bytes.
+pub(crate) fn compile_check(lark: &str, cache_bytes: usize) -> Result<(), String> {
+    static GOOD: OnceLock<Mutex<GrammarCache>> = OnceLock::new();
     let good = GOOD.get_or_init(Default::default);
     if good.lock().map(|g| g.contains(lark)).unwrap_or(false) {
         return Ok(());
@@ -295,17 +295,14 @@ pub(crate) fn compile_check(lark: &str) -> Result<(), String> {
         .create_parser(TopLevelGrammar::from_lark(lark.to_owned()))
         .map_err(|e| e.to_string())?;
     if let Ok(mut g) = good.lock() {
-        if g.len() >= 512 {
-            g.clear();
-        }
-        g.insert(lark.to_owned());
+        g.insert(lark, cache_bytes);
     }
     Ok(())
 }
 
 /// A tool's parameters must be a JSON schema for an object that both jsonschema and
 /// llguidance accept.
-pub(crate) fn check_tool_schema(tool: &ToolSpec) -> Result<(), FormatError> {
+pub(crate) fn check_tool_schema(tool: &ToolSpec, cache_bytes: usize) -> Result<(), FormatError> {
     let name = &tool.function.name;
     let bad = |reason: String| FormatError::InvalidToolSchema { tool: name.clone(), reason };
     let schema = &tool.function.parameters;
@@ -321,23 +318,24 @@ pub(crate) fn check_tool_schema(tool: &ToolSpec) -> Result<(), FormatError> {
         }
     }
     jsonschema::validator_for(schema).map_err(|e| bad(e.to_string()))?;
-    compile_check(&format!("start: %json {schema}\n"))
+    compile_check(&format!("start: %json {schema}\n"), cache_bytes)
         .map_err(|e| bad(format!("unsupported schema: {e}")))
 }
 
-fn check_response_schema(schema: &Json) -> Result<(), FormatError> {
+fn check_response_schema(schema: &Json, cache_bytes: usize) -> Result<(), FormatError> {
     let bad = |reason: String| FormatError::InvalidResponseSchema { reason };
     if !schema.is_object() && !schema.is_boolean() {
         return Err(bad("the schema must be a JSON object".into()));
     }
     jsonschema::validator_for(schema).map_err(|e| bad(e.to_string()))?;
-    compile_check(&format!("start: %json {schema}\n"))
+    compile_check(&format!("start: %json {schema}\n"), cache_bytes)
         .map_err(|e| bad(format!("unsupported schema: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::DEFAULT_GRAMMAR_CACHE_BYTES;
     use agentgen_core::ChatMessage;
     use llguidance::Matcher;
 
@@ -393,7 +391,7 @@ mod tests {
             for choice in choices.clone() {
                 for response in [None, Some(ResponseFormat::JsonObject)] {
                     let c = build_for(family, choice.clone(), response.clone());
-                    compile_check(&c.lark)
+                    compile_check(&c.lark, DEFAULT_GRAMMAR_CACHE_BYTES)
                         .unwrap_or_else(|e| panic!("{family:?} {choice:?}: {e}\n{}", c.lark));
                 }
             }
@@ -456,17 +454,21 @@ mod tests {
             json!({"type": "object", "properties": {"a": {"type": "nope"}}}),
         ] {
             let tool = ToolSpec::function("t", "d", params.clone());
-            match check_tool_schema(&tool) {
+            match check_tool_schema(&tool, DEFAULT_GRAMMAR_CACHE_BYTES) {
                 Err(FormatError::InvalidToolSchema { tool, .. }) => assert_eq!(tool, "t"),
                 other => panic!("{params}: {other:?}"),
             }
         }
-        assert!(check_tool_schema(&ToolSpec::function("t", "d", json!({"type": "object"}))).is_ok());
+        assert!(check_tool_schema(
+            &ToolSpec::function("t", "d", json!({"type": "object"})),
+            DEFAULT_GRAMMAR_CACHE_BYTES
+        )
+        .is_ok());
     }
 
     #[test]
     fn compile_check_rejects_broken_lark() {
-        assert!(compile_check("start: \"a\"\n").is_ok());
-        assert!(compile_check("start: nothing_here\n").is_err());
+        assert!(compile_check("start: \"a\"\n", DEFAULT_GRAMMAR_CACHE_BYTES).is_ok());
+        assert!(compile_check("start: nothing_here\n", DEFAULT_GRAMMAR_CACHE_BYTES).is_err());
     }
 }

@@ -14,8 +14,10 @@
 mod error;
 pub mod gguf_meta;
 mod grammar;
+mod grammar_cache;
 mod parse;
 mod relevance;
+mod segments;
 mod template;
 mod tool_index;
 
@@ -24,6 +26,7 @@ use serde_json::Value as Json;
 
 pub use error::FormatError;
 pub use gguf_meta::{is_gguf, read_gguf_metadata, GgufMeta, GgufValue};
+pub use grammar_cache::DEFAULT_GRAMMAR_CACHE_BYTES;
 
 /// The tool-call convention a chat template was written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,6 +135,9 @@ pub struct FormatOptions {
     /// Add `additionalProperties: false` to schemas that list `properties` and say nothing,
     /// so constrained calls carry no invented keys (every output still validates).
     pub tighten_schemas: bool,
+    /// Bytes of grammar text kept of the grammars already checked to compile (one cache for
+    /// the process; the oldest go first, a larger grammar is checked every time).
+    pub grammar_cache_bytes: usize,
 }
 
 impl Default for FormatOptions {
@@ -144,6 +150,7 @@ impl Default for FormatOptions {
             fenced_json_calls: true,
             compact_json: true,
             tighten_schemas: true,
+            grammar_cache_bytes: DEFAULT_GRAMMAR_CACHE_BYTES,
         }
     }
 }
@@ -187,7 +194,16 @@ impl ChatFormat {
             template,
             meta.bos_token().unwrap_or(""),
             meta.eos_token().unwrap_or(""),
-        )
+        )?
+        .with_special_tokens(&meta.special_token_texts())
+    }
+
+    /// The same format knowing the model's special-token texts (control and user-defined
+    /// tokens): tool names, descriptions, schemas, call ids and call arguments that contain
+    /// one are then rendered as plain-text segments, never as control tokens.
+    pub fn with_special_tokens(mut self, texts: &[String]) -> Result<Self, FormatError> {
+        self.template.set_special_tokens(texts)?;
+        Ok(self)
     }
 
     /// The same format with other options.

@@ -3,13 +3,16 @@
 //! `strftime_now`, Python string methods), and splitting the result into segments so message
 //! text is tokenized as text and only the template's own markup may become special tokens.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use agentgen_core::{ChatMessage, ToolSpec};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use minijinja::value::{Kwargs, Value};
 use minijinja::{Environment, Error, ErrorKind};
 use serde_json::{json, Value as Json};
 
+use super::segments::{assemble, locate, mark_data, specials_in, Piece, Sentinel};
 use super::{FormatError, PromptSegment};
 
 const TEMPLATE_NAME: &str = "chat_template";
@@ -20,6 +23,8 @@ pub(crate) struct Template {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    /// The model's special-token texts (what special parsing turns into control tokens).
+    special: Option<AhoCorasick>,
 }
 
 impl Template {
@@ -34,40 +39,105 @@ impl Template {
         env.add_function("strftime_now", strftime_now);
         env.add_template_owned(TEMPLATE_NAME, source.to_owned())
             .map_err(|e| FormatError::Template { reason: describe(&e) })?;
-        Ok(Self { env, bos_token: bos.to_owned(), eos_token: eos.to_owned() })
+        Ok(Self { env, bos_token: bos.to_owned(), eos_token: eos.to_owned(), special: None })
+    }
+
+    /// Sets the model's special-token texts: request data (tool names, descriptions, schemas,
+    /// call ids and arguments) containing one is then tokenized as plain text.
+    pub(crate) fn set_special_tokens(&mut self, texts: &[String]) -> Result<(), FormatError> {
+        let texts: Vec<&str> = texts.iter().map(String::as_str).filter(|t| !t.is_empty()).collect();
+        self.special = if texts.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(texts)
+                    .map_err(|e| FormatError::Template { reason: e.to_string() })?,
+            )
+        };
+        Ok(())
     }
 
     /// Renders the conversation with `add_generation_prompt = true` and splits it into
-    /// template segments (special tokens parsed) and message-text segments (parsed as text).
+    /// template segments (special tokens parsed) and request-text segments (parsed as text):
+    /// message texts, and tool or call data that contains a special token's text.
+    ///
+    /// Errors: [`FormatError::SpecialTokenText`] when the template altered such data so that
+    /// it cannot be told apart from the template's own markup.
     pub(crate) fn render(
         &self,
         messages: &[ChatMessage],
         tools: &[&ToolSpec],
         id_map: &dyn Fn(&str) -> String,
     ) -> Result<Vec<PromptSegment>, FormatError> {
-        let sentinel = Sentinel::choose(messages, tools);
-        let mut contents: Vec<&str> = Vec::new();
-        let wire = messages_for_template(messages, id_map, &mut |text| {
-            contents.push(text);
-            sentinel.mark(contents.len() - 1)
-        });
         let tools_json: Vec<Json> =
             tools.iter().map(|t| serde_json::to_value(t).unwrap_or(Json::Null)).collect();
-        let marked = self.render_raw(wire, tools_json.clone())?;
-        let wire = messages_for_template(messages, id_map, &mut |text| text.to_owned());
-        let real = self.render_raw(wire, tools_json)?;
-        let mut order = Vec::new();
-        if let Some(segments) = sentinel.split(&marked, &contents, &mut order) {
-            if segments.iter().map(|s| s.text.len()).sum::<usize>() == real.len()
-                && segments.iter().map(|s| s.text.as_str()).eq(split_like(&real, &segments))
-            {
-                return Ok(segments);
+        let real_wire = messages_for_template(messages, id_map, &mut |text| text.to_owned());
+        let request_text = serde_json::to_string(&(&real_wire, &tools_json)).unwrap_or_default();
+        let sentinel = Sentinel::choose(request_text.chars());
+        drop(request_text);
+        let mut contents: Vec<String> = Vec::new();
+        let mut marked_wire = messages_for_template(messages, id_map, &mut |text| {
+            contents.push(text.to_owned());
+            sentinel.mark(contents.len() - 1)
+        });
+        let mut marked_tools = Json::Array(tools_json.clone());
+        if let Some(special) = &self.special {
+            let mut mark = |s: &str| {
+                special.is_match(s).then(|| {
+                    contents.push(s.to_owned());
+                    sentinel.mark(contents.len() - 1)
+                })
+            };
+            mark_data(&mut marked_wire, &mut mark);
+            mark_data(&mut marked_tools, &mut mark);
+        }
+        let marked_tools = match marked_tools {
+            Json::Array(items) => items,
+            other => vec![other],
+        };
+        let marked = self.render_raw(marked_wire, marked_tools)?;
+        let real = self.render_raw(real_wire, tools_json)?;
+        let pieces = sentinel.split(&marked);
+        if let Some(segments) = pieces.as_deref().and_then(|p| assemble(p, &real, &contents)) {
+            return Ok(segments);
+        }
+        // The template transformed request text (trimmed, sliced or inspected it): find each
+        // text in the real rendering, in the order the markers appeared.
+        tracing::debug!("the chat template altered request text; locating texts by search");
+        let order: Vec<usize> = match &pieces {
+            Some(p) => p
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::Text(i) => Some(*i),
+                    Piece::Template(_) => None,
+                })
+                .collect(),
+            None => (0..contents.len()).collect(),
+        };
+        let segments = locate(&real, &contents, &order);
+        if let (Some(special), Some(pieces)) = (&self.special, &pieces) {
+            // The template's own markup holds this many special tokens; more in the template
+            // segments means request data would become control tokens.
+            let own = specials_in(
+                special,
+                pieces.iter().filter_map(|p| match p {
+                    Piece::Template(t) => Some(*t),
+                    Piece::Text(_) => None,
+                }),
+            );
+            let found =
+                specials_in(special, segments.iter().filter(|s| s.parse_special).map(|s| &s.text));
+            if found > own {
+                return Err(FormatError::SpecialTokenText { count: found - own });
+            }
+        } else if let Some(special) = &self.special {
+            if contents.iter().any(|c| special.is_match(c)) {
+                return Err(FormatError::SpecialTokenText { count: 1 });
             }
         }
-        // The template transformed message text (trimmed, sliced or inspected it): find each
-        // text, or its trimmed form, in the real rendering, in the order the markers appeared.
-        tracing::debug!("the chat template altered message text; locating texts by search");
-        Ok(locate(&real, &contents, &order))
+        Ok(segments)
     }
 
     fn render_raw(&self, messages: Json, tools: Vec<Json>) -> Result<String, FormatError> {
@@ -113,7 +183,12 @@ fn messages_for_template<'a>(
     text: &mut dyn FnMut(&'a str) -> String,
 ) -> Json {
     let mut out = Vec::with_capacity(messages.len());
-    for (i, m) in messages.iter().enumerate() {
+    // Each call id's function, as of the message being written (the latest earlier call wins).
+    let mut called: HashMap<&str, &str> = HashMap::new();
+    for m in messages {
+        for c in m.tool_calls() {
+            called.insert(c.id.as_str(), c.function.name.as_str());
+        }
         let v = match m {
             ChatMessage::System { content, .. } => {
                 json!({"role": "system", "content": text(content)})
@@ -142,8 +217,8 @@ fn messages_for_template<'a>(
             ChatMessage::Tool { tool_call_id, content } => {
                 let mut v = json!({"role": "tool", "tool_call_id": id_map(tool_call_id),
                                    "content": text(content)});
-                if let Some(name) = called_name(&messages[..i], tool_call_id) {
-                    v["name"] = Json::String(name.to_owned());
+                if let Some(name) = called.get(tool_call_id.as_str()) {
+                    v["name"] = Json::String((*name).to_owned());
                 }
                 v
             }
@@ -151,126 +226,6 @@ fn messages_for_template<'a>(
         out.push(v);
     }
     Json::Array(out)
-}
-
-/// The function name of the earlier tool call with this id.
-fn called_name<'a>(before: &'a [ChatMessage], id: &str) -> Option<&'a str> {
-    before
-        .iter()
-        .rev()
-        .flat_map(|m| m.tool_calls())
-        .find(|c| c.id == id)
-        .map(|c| c.function.name.as_str())
-}
-
-/// Marks message texts in the rendered prompt: `open` + index + `close`, with two
-/// private-use characters that occur nowhere in the request.
-struct Sentinel {
-    open: char,
-    close: char,
-}
-
-impl Sentinel {
-    fn choose(messages: &[ChatMessage], tools: &[&ToolSpec]) -> Self {
-        let tools_text = serde_json::to_string(tools).unwrap_or_default();
-        let used = |c: char| {
-            tools_text.contains(c)
-                || messages.iter().filter_map(ChatMessage::text).any(|t| t.contains(c))
-        };
-        // Supplementary private-use plane 15: never assigned, practically never in chat text.
-        let mut base = 0xF0000u32;
-        loop {
-            let open = char::from_u32(base).unwrap_or('\u{E000}');
-            let close = char::from_u32(base + 1).unwrap_or('\u{E001}');
-            if !(used(open) || used(close)) || base >= 0xFFFF0 {
-                return Self { open, close };
-            }
-            base += 2;
-        }
-    }
-
-    fn mark(&self, index: usize) -> String {
-        format!("{}{index}{}", self.open, self.close)
-    }
-
-    /// Splits the rendered prompt at the markers (recording the order of message indices);
-    /// `None` when the template mangled one.
-    fn split(
-        &self,
-        rendered: &str,
-        contents: &[&str],
-        order: &mut Vec<usize>,
-    ) -> Option<Vec<PromptSegment>> {
-        let mut segs = Segments::default();
-        let mut rest = rendered;
-        while let Some(start) = rest.find(self.open) {
-            if rest[..start].contains(self.close) {
-                return None;
-            }
-            segs.push(&rest[..start], true);
-            let after = &rest[start + self.open.len_utf8()..];
-            let end = after.find(self.close)?;
-            let idx: usize = after[..end].parse().ok()?;
-            segs.push(contents.get(idx)?, false);
-            order.push(idx);
-            rest = &after[end + self.close.len_utf8()..];
-        }
-        if rest.contains(self.close) {
-            return None;
-        }
-        segs.push(rest, true);
-        Some(segs.0)
-    }
-}
-
-/// Segments under construction: adjacent pieces of the same kind merge, empty ones vanish.
-#[derive(Default)]
-struct Segments(Vec<PromptSegment>);
-
-impl Segments {
-    fn push(&mut self, text: &str, parse_special: bool) {
-        if text.is_empty() {
-            return;
-        }
-        match self.0.last_mut() {
-            Some(last) if last.parse_special == parse_special => last.text.push_str(text),
-            _ => self.0.push(PromptSegment { text: text.to_owned(), parse_special }),
-        }
-    }
-}
-
-/// `real` cut at the lengths of `segments` (to compare texts piece by piece).
-fn split_like<'a>(
-    real: &'a str,
-    segments: &'a [PromptSegment],
-) -> impl Iterator<Item = &'a str> + 'a {
-    let mut at = 0;
-    segments.iter().map(move |s| {
-        let piece = real.get(at..at + s.text.len()).unwrap_or("");
-        at += s.text.len();
-        piece
-    })
-}
-
-/// Fallback split of the real rendering: each message text (or its trimmed form) found in
-/// order is a text segment; what cannot be found stays template text.
-fn locate(real: &str, contents: &[&str], order: &[usize]) -> Vec<PromptSegment> {
-    let mut segs = Segments::default();
-    let mut pos = 0;
-    for &idx in order {
-        let Some(text) = contents.get(idx) else { continue };
-        let found = [*text, text.trim()]
-            .into_iter()
-            .filter(|t| !t.is_empty())
-            .find_map(|t| real[pos..].find(t).map(|at| (pos + at, t.len())));
-        if let Some((at, len)) = found {
-            segs.push(&real[pos..at], true);
-            segs.push(&real[at..at + len], false);
-            pos = at + len;
-        }
-    }
-    segs.push(&real[pos..], true);
-    segs.0
 }
 
 /// `tojson` as Hugging Face defines it: Python `json.dumps` (no HTML escaping, non-ASCII kept,
