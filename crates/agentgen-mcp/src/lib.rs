@@ -70,6 +70,12 @@ pub enum McpError {
         /// The server.
         server: String,
     },
+    /// This build has no streamable-HTTP transport (agentgen-mcp's `http` feature is off).
+    #[error("MCP server `{server}` is reached by URL, but this build has only stdio servers (rebuild with the `mcp-http` feature)")]
+    HttpNotBuilt {
+        /// The server's name.
+        server: String,
+    },
     /// The URL is not `http://host[:port]/path`.
     #[error("MCP server `{server}`: URL `{url}` must start with http:// (https is not built in)")]
     InvalidUrl {

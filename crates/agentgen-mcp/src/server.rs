@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use agentgen_core::tools::{check_schema, Tool};
 use rmcp::service::RunningService;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+#[cfg(feature = "http")]
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
 
@@ -157,6 +159,9 @@ impl McpServer {
                         .await?;
                 (service, pid)
             }
+            #[cfg(not(feature = "http"))]
+            McpTransport::Http { .. } => return Err(McpError::HttpNotBuilt { server: name }),
+            #[cfg(feature = "http")]
             McpTransport::Http { url } => {
                 let transport = StreamableHttpClientTransport::from_uri(url.as_str());
                 let service = deadline(
