@@ -1,32 +1,14 @@
 //! The `agentgen` binary, run as a real subprocess: every subcommand, its error exits, and the
 //! real-model paths (chat over stdin, a team run, serve + verify-local) on the test GGUF.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const SECRET: &str = "gsk_test_secret_value_that_must_not_leak";
+mod common;
+use common::agentgen;
 
-/// The binary with a clean environment: no keys, no AGENTGEN_* settings, an empty user config
-/// directory and a scratch working directory.
-fn agentgen(work: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentgen"));
-    cmd.current_dir(work)
-        .env("XDG_CONFIG_HOME", work.join("config-home"))
-        .env_remove("GROQ_API_KEY")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("RUST_LOG")
-        .env_remove("AGENTGEN_CONFIG");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AGENTGEN_")
-            && !matches!(k.as_str(), "AGENTGEN_HOME" | "AGENTGEN_TEST_MODEL" | "AGENTGEN_PYTHON")
-        {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
+const SECRET: &str = "gsk_test_secret_value_that_must_not_leak";
 
 fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("agentgen runs");

@@ -12,18 +12,12 @@ use std::time::Duration;
 
 const SECRET: &str = "gsk_key_trust_secret_that_must_not_travel";
 
+mod common;
+
+/// The binary with a clean environment and the key in `GROQ_API_KEY`.
 fn agentgen(work: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentgen"));
-    cmd.current_dir(work)
-        .env("XDG_CONFIG_HOME", work.join("config-home"))
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("RUST_LOG")
-        .env("GROQ_API_KEY", SECRET);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AGENTGEN_") && k != "AGENTGEN_HOME" {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = common::agentgen(work);
+    cmd.env("GROQ_API_KEY", SECRET);
     cmd
 }
 

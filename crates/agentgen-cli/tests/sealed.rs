@@ -12,26 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The binary under test: `$AGENTGEN_BIN` when set (another build of it), else this build's.
-fn agentgen(work: &Path) -> Command {
-    let bin = std::env::var_os("AGENTGEN_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_agentgen")));
-    let mut cmd = Command::new(bin);
-    cmd.current_dir(work)
-        .env("XDG_CONFIG_HOME", work.join("config-home"))
-        .env_remove("GROQ_API_KEY")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("AGENTGEN_CONFIG");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AGENTGEN_")
-            && !matches!(k.as_str(), "AGENTGEN_HOME" | "AGENTGEN_TEST_MODEL" | "AGENTGEN_PYTHON")
-        {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
+mod common;
+use common::agentgen;
 
 fn test_model() -> Option<PathBuf> {
     agentgen_models::cache::model_for_tests()
