@@ -111,10 +111,11 @@ pub(super) fn configure(prepared: &Prepared, cmd: &mut Command) {
     }
     cmd.process_group(0);
     let setup = prepared.setup;
-    // SAFETY: `ChildSetup::apply` runs between fork and exec; it only calls setrlimit, unshare,
-    // prctl and the Landlock system call, all async-signal-safe, on a copy of plain numbers,
-    // and builds its errors with `io::Error::last_os_error`, which does not allocate. The
-    // ruleset descriptor it names stays open in the parent for as long as the sandbox lives.
+    // `ChildSetup::apply` runs between fork and exec. The ruleset descriptor it names stays
+    // open in the parent for as long as the sandbox lives.
+    // SAFETY: it only calls setrlimit, unshare, prctl and the Landlock system call, all
+    // async-signal-safe, on a copy of plain numbers, and builds its errors with
+    // `io::Error::last_os_error`, which does not allocate.
     unsafe {
         cmd.pre_exec(move || setup.apply());
     }
