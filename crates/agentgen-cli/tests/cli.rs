@@ -7,6 +7,8 @@ use serde_json::Value;
 
 mod common;
 use common::agentgen;
+#[cfg(feature = "server")]
+use common::http;
 
 const SECRET: &str = "gsk_test_secret_value_that_must_not_leak";
 
@@ -449,30 +451,6 @@ fn run_drives_an_openai_compatible_endpoint_on_loopback() {
         text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(events.iter().any(|e| e["event"] == "token_chunk" && e["source"] == "writer"));
     assert_eq!(events.last().unwrap()["event"], "summary");
-}
-
-/// One HTTP/1.1 request over a fresh connection; returns status and body.
-#[cfg(feature = "server")]
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(120)))?;
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((status, body))
 }
 
 /// Kills the server when the test ends, pass or fail.

@@ -4,7 +4,7 @@
 //! sealed server whose backend tries to connect out is refused by the kernel.
 #![cfg(all(feature = "server", target_os = "linux"))]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::agentgen;
+use common::{agentgen, http};
 
 fn test_model() -> Option<PathBuf> {
     agentgen_models::cache::model_for_tests()
@@ -70,28 +70,6 @@ fn serve(work: &Path, args: &[&str]) -> Served {
         assert!(Instant::now() < deadline, "/health never answered 200");
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// One HTTP/1.1 request over a fresh connection; status and body.
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((status, body))
 }
 
 /// `agentgen verify-local URL --json [extra]`: exit code and report.
