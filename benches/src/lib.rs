@@ -9,11 +9,13 @@
 //!   model — one completion at several prompt lengths, an agent team, the HTTP server under
 //!   concurrent clients, Groq and any OpenAI-compatible URL side by side, and llama.cpp's
 //!   `llama-bench` for the ours/theirs ratio, and `agentgen serve` head to head with other
-//!   servers in alternating rounds. It prints tables, writes `results.json` (whose
+//!   servers in alternating rounds, and lookup decoding on code edits and prose with and
+//!   without drafts. It prints tables, writes `results.json` (whose
 //!   `models` section feeds the model catalog) and PNG charts.
 
 pub mod charts;
 pub mod llama_bench;
+pub mod lookup;
 pub mod machine;
 pub mod measure;
 pub mod report;

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::llama_bench::LlamaTest;
+use crate::lookup::LookupResult;
 use crate::machine::Machine;
 use crate::stats::Stat;
 use crate::versus::VersusSeries;
@@ -41,6 +42,9 @@ pub struct Results {
     /// (g) What HTTP adds over calling the engine in-process, measured in alternating pairs.
     #[serde(default)]
     pub http_overhead: Option<HttpOverhead>,
+    /// (i) Lookup decoding on code edits and prose, with and without, in alternating runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<LookupResult>,
     /// Peak memory of the benchmark process against the engine's budget.
     #[serde(default)]
     pub memory: Option<MemoryUse>,
@@ -532,6 +536,9 @@ impl Results {
                     ),
                 ]],
             );
+        }
+        if let Some(l) = &self.lookup {
+            out += &l.render();
         }
         if let Some(m) = &self.memory {
             let mib = |b: u64| format!("{:.0}", b as f64 / (1u64 << 20) as f64);

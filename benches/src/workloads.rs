@@ -51,6 +51,8 @@ pub struct Plan {
     pub versus_clients: Vec<usize>,
     /// (h) measured rounds per level (each round: both servers, alternating which goes first).
     pub versus_rounds: usize,
+    /// (i) tokens generated per lookup-decoding run.
+    pub lookup_tokens: u32,
 }
 
 impl Plan {
@@ -73,6 +75,7 @@ impl Plan {
                 stream_tokens: 32,
                 versus_clients: vec![1, 4],
                 versus_rounds: 2,
+                lookup_tokens: 96,
             }
         } else {
             Self {
@@ -91,6 +94,7 @@ impl Plan {
                 stream_tokens: 128,
                 versus_clients: vec![1, 4],
                 versus_rounds: 6,
+                lookup_tokens: 256,
             }
         }
     }

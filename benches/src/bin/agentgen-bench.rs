@@ -66,15 +66,15 @@ struct Args {
     out: Option<PathBuf>,
     /// Run only these workloads, e.g. `--only g,h` (letters as in the report: a completion,
     /// b team, c server, d backends side by side, e compare servers side by side, f llama-bench,
-    /// g HTTP overhead, h head to head with --compare servers). Default: all.
+    /// g HTTP overhead, h head to head with --compare servers, i lookup decoding). Default: all.
     #[arg(long, value_name = "LETTERS", value_delimiter = ',', value_parser = parse_section)]
     only: Vec<char>,
 }
 
 fn parse_section(s: &str) -> Result<char, String> {
     match s.trim() {
-        one if one.len() == 1 && "abcdefgh".contains(one) => Ok(one.chars().next().unwrap_or('a')),
-        other => Err(format!("unknown workload `{other}` (expected one of a b c d e f g h)")),
+        one if one.len() == 1 && "abcdefghi".contains(one) => Ok(one.chars().next().unwrap_or('a')),
+        other => Err(format!("unknown workload `{other}` (expected one of a b c d e f g h i)")),
     }
 }
 
@@ -169,6 +169,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         + when('d', (2 + u64::from(groq_key.is_some())) * per)
         + when('e', compares_n * per)
         + when('g', 2)
+        + when('i', 8 * per)
         + when('f', u64::from(llama_bench_bin.is_some()));
     eprintln!("agentgen-bench: {} on {}", model_file, machine.summary());
     let progress = Progress::new(total);
@@ -211,6 +212,25 @@ async fn run(args: Args) -> Result<(), BoxError> {
             t.evaluated_tokens
         ));
         team = Some(t);
+    }
+
+    let mut lookup = None;
+    if runs('i') {
+        progress.phase("(i) lookup decoding: code edits and prose, with and without");
+        let l = benches::lookup::run(&local, &plan, || progress.tick()).await?;
+        for r in &l.rows {
+            progress.note(format!(
+                "{}: {} -> {} tok/s ({:.2}x), {:.0}% of {} drafted accepted, same text: {}",
+                r.workload,
+                r.plain_tokens_per_s.cell(1),
+                r.lookup_tokens_per_s.cell(1),
+                r.speedup.median,
+                100.0 * r.acceptance,
+                r.drafted,
+                r.identical
+            ));
+        }
+        lookup = Some(l);
     }
 
     let served_model = local.info().model.clone();
@@ -389,6 +409,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         versus,
         backends,
         http_overhead,
+        lookup,
         memory: memory_use(&model_path, kv_cache_tokens),
         groq,
         llama_bench: llama,

@@ -135,6 +135,9 @@ pub struct LocalSettings {
     /// Bytes of compiled-grammar text cached; default 8 MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grammar_cache_bytes: Option<usize>,
+    /// Most tokens lookup decoding drafts in one step; 0 turns it off; default 16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup_max_draft: Option<usize>,
 }
 
 /// `[local] kv_layout`: how the engine's slots share the KV cache.
@@ -529,7 +532,8 @@ mod tests {
         let dir = layout();
         std::fs::write(
             dir.path().join("work/agentgen.toml"),
-            "[local]\nslots = 2\nkv_layout = \"shared\"\ncontext_length = 4096\nmax_stop_len = 64\n",
+            "[local]\nslots = 2\nkv_layout = \"shared\"\ncontext_length = 4096\nmax_stop_len = 64\n\
+             lookup_max_draft = 0\n",
         )
         .unwrap();
         let s = load(&sources(dir.path(), &[]), &Overrides::default()).unwrap();
@@ -537,6 +541,7 @@ mod tests {
         assert_eq!(s.local.kv_layout, Some(KvLayoutSetting::Shared));
         assert_eq!(s.local.context_length, Some(4096));
         assert_eq!(s.local.max_stop_len, Some(64));
+        assert_eq!(s.local.lookup_max_draft, Some(0));
         let env = [("AGENTGEN_LOCAL__KV_LAYOUT", "per-slot")];
         let s = load(&sources(dir.path(), &env), &Overrides::default()).unwrap();
         assert_eq!(s.local.kv_layout, Some(KvLayoutSetting::PerSlot));

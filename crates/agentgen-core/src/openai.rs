@@ -221,6 +221,7 @@ impl WireUsage {
             predicted_ms: completion_s * 1000.0,
             predicted_per_second: rate(self.completion_tokens, completion_s),
             time_to_first_token_ms: (queue_s + prompt_s) * 1000.0,
+            ..Timings::default()
         })
     }
 }

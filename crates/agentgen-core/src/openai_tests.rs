@@ -202,6 +202,8 @@ fn timings() -> impl Strategy<Value = Option<Timings>> {
             predicted_ms: dms,
             predicted_per_second: dps,
             time_to_first_token_ms: ttft,
+            draft_n: dn / 2,
+            draft_n_accepted: dn / 4,
         },
     ))
 }

@@ -82,6 +82,16 @@ pub struct Timings {
     pub predicted_per_second: f64,
     /// Milliseconds from the request to the first generated token.
     pub time_to_first_token_ms: f64,
+    /// Tokens drafted by speculative (lookup) decoding and evaluated; 0 without drafts.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub draft_n: u32,
+    /// Drafted tokens the model's own choice confirmed (each saved a decoding step).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub draft_n_accepted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A whole (non-streamed) answer.

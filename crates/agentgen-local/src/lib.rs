@@ -11,6 +11,6 @@ pub mod format;
 
 pub use engine::{
     EngineStats, GenerateOptions, Generation, GenerationEvent, KvLayout, LocalBackend, LocalConfig,
-    DEFAULT_MAX_CONTEXT, DEFAULT_MAX_STOP_LEN, DEFAULT_MAX_STOP_STRINGS,
+    DEFAULT_LOOKUP_MAX_DRAFT, DEFAULT_MAX_CONTEXT, DEFAULT_MAX_STOP_LEN, DEFAULT_MAX_STOP_STRINGS,
 };
 pub use error::LocalError;

@@ -77,6 +77,8 @@ pub(crate) struct SharedStats {
     pub prompt_tokens_cached: AtomicU64,
     pub tokens_generated: AtomicU64,
     pub requests_finished: AtomicU64,
+    pub draft_tokens: AtomicU64,
+    pub draft_accepted: AtomicU64,
     pub busy_slots: AtomicUsize,
     pub queue_depth: AtomicUsize,
 }

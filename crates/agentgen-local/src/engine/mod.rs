@@ -8,6 +8,7 @@
 
 mod chat;
 mod job;
+mod lookup;
 mod sampling;
 mod scheduler;
 mod text;
@@ -71,7 +72,15 @@ pub struct LocalConfig {
     /// Bytes of grammar text cached of the tool and response schemas already checked to
     /// compile. Default [`DEFAULT_GRAMMAR_CACHE_BYTES`].
     pub grammar_cache_bytes: usize,
+    /// Lookup decoding: the most tokens drafted in one step from earlier text of the same
+    /// request (prompt and answer so far), all checked in one batch; the answer is the same
+    /// as without. 0 turns it off; a request can also opt out ([`GenerateOptions::lookup`]).
+    /// Default [`DEFAULT_LOOKUP_MAX_DRAFT`].
+    pub lookup_max_draft: usize,
 }
+
+/// Default [`LocalConfig::lookup_max_draft`].
+pub const DEFAULT_LOOKUP_MAX_DRAFT: usize = 16;
 
 /// Default [`LocalConfig::max_stop_strings`].
 pub const DEFAULT_MAX_STOP_STRINGS: usize = 16;
@@ -93,6 +102,7 @@ impl LocalConfig {
             max_stop_strings: DEFAULT_MAX_STOP_STRINGS,
             max_stop_len: DEFAULT_MAX_STOP_LEN,
             grammar_cache_bytes: DEFAULT_GRAMMAR_CACHE_BYTES,
+            lookup_max_draft: DEFAULT_LOOKUP_MAX_DRAFT,
         }
     }
 
@@ -164,6 +174,10 @@ pub struct EngineStats {
     pub tokens_generated: u64,
     /// Requests that ran to their end (stop, length), not counting cancelled or failed ones.
     pub requests_finished: u64,
+    /// Tokens lookup decoding drafted and evaluated.
+    pub draft_tokens: u64,
+    /// Drafted tokens that equalled the model's own choice.
+    pub draft_accepted: u64,
     /// Slots serving a request right now.
     pub busy_slots: usize,
     /// Requests waiting for a slot.
@@ -324,6 +338,8 @@ impl LocalBackend {
             prompt_tokens_cached: s.prompt_tokens_cached.load(Ordering::Relaxed),
             tokens_generated: s.tokens_generated.load(Ordering::Relaxed),
             requests_finished: s.requests_finished.load(Ordering::Relaxed),
+            draft_tokens: s.draft_tokens.load(Ordering::Relaxed),
+            draft_accepted: s.draft_accepted.load(Ordering::Relaxed),
             busy_slots: s.busy_slots.load(Ordering::Relaxed),
             queue_depth: s.queue_depth.load(Ordering::Relaxed),
         }

@@ -31,6 +31,10 @@ pub struct GenerateOptions {
     pub max_tokens: Option<u32>,
     /// Generation ends before any of these, which are never emitted.
     pub stop: Vec<String>,
+    /// Whether lookup decoding may draft tokens for this request (when the engine's
+    /// [`LocalConfig::lookup_max_draft`](super::LocalConfig::lookup_max_draft) allows it).
+    /// It never changes what is sampled, only how many tokens one step evaluates. Default on.
+    pub lookup: bool,
 }
 
 impl Default for GenerateOptions {
@@ -44,6 +48,7 @@ impl Default for GenerateOptions {
             seed: None,
             max_tokens: None,
             stop: Vec::new(),
+            lookup: true,
         }
     }
 }
@@ -63,6 +68,7 @@ impl GenerateOptions {
             seed: req.seed,
             max_tokens: req.max_tokens,
             stop: req.stop.clone(),
+            lookup: d.lookup,
         };
         opts.validate()?;
         Ok(opts)

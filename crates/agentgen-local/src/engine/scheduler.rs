@@ -1,8 +1,9 @@
 //! Continuous batching over a fixed set of slots (llama.cpp sequence ids) and their KV cache:
 //! a stream of its own per slot ([`KvLayout::PerSlot`]) or one pool for all ([`KvLayout::Shared`]).
 //!
-//! Every step builds one batch holding one token for every slot that is generating and
-//! then as many pending prompt tokens as still fit, so concurrent requests decode together.
+//! Every step builds one batch holding one token for every slot that is generating (followed
+//! by its lookup draft, see [`super::lookup`]) and then as many pending prompt tokens as still
+//! fit, so concurrent requests decode together.
 //! Each slot remembers the tokens its KV cells hold; a new request takes the slot sharing
 //! its longest token prefix (else an empty or the least recently used one) and only evaluates the rest.
 //! A slot also keeps the logits that ended its last few prompts: a request whose whole prompt
@@ -28,9 +29,12 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
 use super::job::{tokenize_prompt, Event, Finished, Job, SharedStats};
+use super::lookup::Lookup;
 use super::sampling::Picker;
 use super::text::{Pushed, TextOutput};
 use super::{KvLayout, LocalConfig};
+
+mod speculate;
 
 /// A job waiting for a slot, its prompt already tokenized.
 struct Queued {
@@ -73,6 +77,8 @@ struct Active {
     admitted: u64,
     prompt_started: Option<Instant>,
     first_token: Option<Instant>,
+    /// Lookup decoding's state, when the request drafts.
+    lookup: Option<Lookup>,
 }
 
 impl Active {
@@ -87,6 +93,8 @@ struct Planned {
     tokens: Vec<LlamaToken>,
     /// Batch index whose logits to sample from.
     logits: Option<i32>,
+    /// Drafted tokens batched after `tokens`, each with its batch index.
+    drafts: Vec<(LlamaToken, i32)>,
 }
 
 /// The slots, the queue and the llama.cpp context they share.
@@ -102,6 +110,8 @@ pub(crate) struct Scheduler<'m> {
     pooled: bool,
     n_batch: usize,
     n_vocab: i32,
+    /// The most tokens a lookup draft may hold; 0: no lookup decoding.
+    lookup_max: usize,
     slots: Vec<Slot>,
     queue: VecDeque<Queued>,
     clock: u64,
@@ -136,6 +146,13 @@ impl<'m> Scheduler<'m> {
             pooled: config.kv_layout == KvLayout::Shared,
             n_batch,
             n_vocab: model.n_vocab(),
+            // Drafts need their rejected tail dropped from the cache, which a recurrent
+            // model's state cannot do.
+            lookup_max: if model.is_recurrent() || model.is_hybrid() {
+                0
+            } else {
+                config.lookup_max_draft
+            },
             slots,
             queue: VecDeque::new(),
             clock: 0,
@@ -209,6 +226,8 @@ impl<'m> Scheduler<'m> {
             }
             self.clock += 1;
             slot.last_used = self.clock;
+            let lookup = (self.lookup_max > 0 && job.options.lookup)
+                .then(|| Lookup::new(self.lookup_max, job.matcher.as_ref().map(|m| m.deep_clone())));
             let picker = Picker::new(&job.options, self.n_vocab, job.matcher.take());
             let output = TextOutput::new(&job.options.stop);
             SharedStats::add(&self.stats.prompt_tokens_cached, reuse);
@@ -223,6 +242,7 @@ impl<'m> Scheduler<'m> {
                 admitted: self.clock,
                 prompt_started: None,
                 first_token: None,
+                lookup,
             }));
             if reuse == prompt_len {
                 self.replay(idx);
@@ -265,8 +285,15 @@ impl<'m> Scheduler<'m> {
             if self.batch.add(token, pos, &[self.slots[i].seq], true).is_err() {
                 break;
             }
-            plan.push(Planned { slot: i, tokens: vec![token], logits: Some(index) });
+            plan.push(Planned {
+                slot: i,
+                tokens: vec![token],
+                logits: Some(index),
+                drafts: Vec::new(),
+            });
         }
+        // Then lookup drafts after those tokens.
+        self.plan_drafts(&mut plan, &mut pool_free);
 
         // Then prompt tokens, oldest request first, as many as fit in the batch.
         let mut prefilling: Vec<(u64, usize)> = self
@@ -298,7 +325,8 @@ impl<'m> Scheduler<'m> {
                 }
             }
             active.prompt_started.get_or_insert_with(Instant::now);
-            plan.push(Planned { slot: i, tokens: active.prompt[start..end].to_vec(), logits });
+            let tokens = active.prompt[start..end].to_vec();
+            plan.push(Planned { slot: i, tokens, logits, drafts: Vec::new() });
         }
 
         if plan.is_empty() {
@@ -321,8 +349,10 @@ impl<'m> Scheduler<'m> {
             if let Some(active) = slot.active.as_mut() {
                 active.pending = None;
             }
-            if let Some(index) = p.logits {
-                self.sample(p.slot, index);
+            match p.logits {
+                Some(index) if p.drafts.is_empty() => self.sample(p.slot, index),
+                Some(index) => self.verify(p.slot, index, &p.drafts),
+                None => {}
             }
         }
     }
@@ -360,6 +390,9 @@ impl<'m> Scheduler<'m> {
     /// Emits a sampled token, or ends the request on it.
     fn take(&mut self, i: usize, token: LlamaToken) {
         let Some(active) = self.slots[i].active.as_mut() else { return };
+        if let Some(lookup) = active.lookup.as_mut() {
+            lookup.observe(token);
+        }
         let now = Instant::now();
         active.first_token.get_or_insert(now);
         if self.slots[i].kv.len() >= self.limit {
@@ -406,6 +439,8 @@ impl<'m> Scheduler<'m> {
         let prompt_ms = active.prompt_started.map_or(0.0, |s| ms(first - s));
         let predicted_ms = ms(now - first);
         let per_second = |n: u32, ms: f64| if ms > 0.0 { f64::from(n) * 1000.0 / ms } else { 0.0 };
+        let (draft_n, draft_n_accepted) =
+            active.lookup.as_ref().map_or((0, 0), |l| (l.drafted, l.accepted));
         let timings = Timings {
             prompt_n,
             prompt_ms,
@@ -414,6 +449,8 @@ impl<'m> Scheduler<'m> {
             predicted_ms,
             predicted_per_second: per_second(active.generated, predicted_ms),
             time_to_first_token_ms: ms(first.saturating_duration_since(active.job.arrived)),
+            draft_n,
+            draft_n_accepted,
         };
         let usage = Usage::new(active.prompt.len() as u32, active.generated, active.cached as u32);
         let _ = active.job.events.send(Event::Done(Finished { finish_reason, usage, timings }));
