@@ -89,7 +89,7 @@ async fn code_edits_come_out_the_same_with_drafts_accepted() {
     ];
     for (instruction, lang, code) in cases {
         let prompt = edit(&backend, instruction, lang, code);
-        let (_, fast) = plain_and_lookup(&backend, &prompt, &options(true, 160), None).await;
+        let (_, fast) = plain_and_lookup(&backend, &prompt, &options(true, 96), None).await;
         assert!(
             fast.timings.draft_n_accepted > 0,
             "{instruction}: no draft was accepted: {:?}",
@@ -121,7 +121,7 @@ async fn a_json_schema_answer_comes_out_the_same() {
         "python",
         PYTHON,
     );
-    let (_, fast) = plain_and_lookup(&backend, &prompt, &options(true, 160), Some(&grammar)).await;
+    let (_, fast) = plain_and_lookup(&backend, &prompt, &options(true, 96), Some(&grammar)).await;
     assert!(fast.text.starts_with('{'), "{}", fast.text);
     assert!(fast.timings.draft_n_accepted > 0, "no draft was accepted: {:?}", fast.timings);
 }
@@ -134,7 +134,7 @@ async fn sampling_with_a_seed_draws_the_same_tokens() {
     let opts = GenerateOptions {
         temperature: 0.7,
         seed: Some(7),
-        max_tokens: Some(120),
+        max_tokens: Some(80),
         ..GenerateOptions::default()
     };
     let (_, fast) = plain_and_lookup(&backend, &prompt, &opts, None).await;
@@ -147,12 +147,12 @@ async fn concurrent_requests_draft_while_batched_together() {
     let _alone = ALONE.lock().await;
     let a = edit(&backend, "Rename `parts` to `items`.", "python", PYTHON);
     let b = edit(&backend, "Rename `owner` to `holder`.", "rust", RUST);
-    let run = |prompt: &Vec<PromptSegment>| backend.generate(prompt.clone(), options(true, 96), None);
+    let run = |prompt: &Vec<PromptSegment>| backend.generate(prompt.clone(), options(true, 64), None);
     let (x, y) = tokio::join!(run(&a), run(&b));
     for (prompt, together) in [(&a, x.unwrap()), (&b, y.unwrap())] {
         assert!(together.timings.draft_n_accepted > 0, "{:?}", together.timings);
         // Alone and without drafts, the request writes the same text.
-        let alone = backend.generate(prompt.clone(), options(false, 96), None).await.unwrap();
+        let alone = backend.generate(prompt.clone(), options(false, 64), None).await.unwrap();
         assert_eq!(together.text, alone.text);
     }
 }
