@@ -67,11 +67,7 @@ fn workloads() -> [(&'static str, &'static str, Option<(&'static str, &'static s
             "Fix the bug in `transfer`: it refuses transfers it should allow.",
             Some(("rust", RUST)),
         ),
-        (
-            "prose",
-            "Write an essay of about 600 words on the history of lighthouses.",
-            None,
-        ),
+        ("prose", "Write an essay of about 600 words on the history of lighthouses.", None),
     ]
 }
 
@@ -112,7 +108,11 @@ pub async fn run(
             }
             if i >= plan.warmup {
                 for (lookup, g) in pair {
-                    if lookup { fast.push(g) } else { plain.push(g) }
+                    if lookup {
+                        fast.push(g)
+                    } else {
+                        plain.push(g)
+                    }
                 }
             }
         }
@@ -166,7 +166,15 @@ impl LookupResult {
             })
             .collect();
         out += &table(
-            &["workload", "gen tok", "plain tok/s", "lookup tok/s", "speed-up", "accepted", "same text"],
+            &[
+                "workload",
+                "gen tok",
+                "plain tok/s",
+                "lookup tok/s",
+                "speed-up",
+                "accepted",
+                "same text",
+            ],
             &rows,
         );
         out

@@ -147,7 +147,8 @@ async fn concurrent_requests_draft_while_batched_together() {
     let _alone = ALONE.lock().await;
     let a = edit(&backend, "Rename `parts` to `items`.", "python", PYTHON);
     let b = edit(&backend, "Rename `owner` to `holder`.", "rust", RUST);
-    let run = |prompt: &Vec<PromptSegment>| backend.generate(prompt.clone(), options(true, 64), None);
+    let run =
+        |prompt: &Vec<PromptSegment>| backend.generate(prompt.clone(), options(true, 64), None);
     let (x, y) = tokio::join!(run(&a), run(&b));
     for (prompt, together) in [(&a, x.unwrap()), (&b, y.unwrap())] {
         assert!(together.timings.draft_n_accepted > 0, "{:?}", together.timings);

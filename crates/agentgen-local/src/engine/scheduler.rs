@@ -226,8 +226,9 @@ impl<'m> Scheduler<'m> {
             }
             self.clock += 1;
             slot.last_used = self.clock;
-            let lookup = (self.lookup_max > 0 && job.options.lookup)
-                .then(|| Lookup::new(self.lookup_max, job.matcher.as_ref().map(|m| m.deep_clone())));
+            let lookup = (self.lookup_max > 0 && job.options.lookup).then(|| {
+                Lookup::new(self.lookup_max, job.matcher.as_ref().map(|m| m.deep_clone()))
+            });
             let picker = Picker::new(&job.options, self.n_vocab, job.matcher.take());
             let output = TextOutput::new(&job.options.stop);
             SharedStats::add(&self.stats.prompt_tokens_cached, reuse);
