@@ -49,27 +49,35 @@ pub struct LookupResult {
     pub rows: Vec<LookupRow>,
 }
 
-/// The workloads: name, instruction, and the file it applies to (none for prose).
-fn workloads() -> [(&'static str, &'static str, Option<(&'static str, &'static str)>); 4] {
-    [
-        (
-            "code edit: rename (Python)",
-            "Rename the method `total_value` to `stock_value`.",
-            Some(("python", PYTHON)),
-        ),
-        (
-            "code edit: docstrings (Python)",
-            "Add a one-line docstring to every method of `Inventory`.",
-            Some(("python", PYTHON)),
-        ),
-        (
-            "code edit: fix a bug (Rust)",
-            "Fix the bug in `transfer`: it refuses transfers it should allow.",
-            Some(("rust", RUST)),
-        ),
-        ("prose", "Write an essay of about 600 words on the history of lighthouses.", None),
-    ]
+/// One workload: its name, the instruction, and the file it edits (language, text), if any.
+struct Workload {
+    name: &'static str,
+    instruction: &'static str,
+    file: Option<(&'static str, &'static str)>,
 }
+
+const WORKLOADS: [Workload; 4] = [
+    Workload {
+        name: "code edit: rename (Python)",
+        instruction: "Rename the method `total_value` to `stock_value`.",
+        file: Some(("python", PYTHON)),
+    },
+    Workload {
+        name: "code edit: docstrings (Python)",
+        instruction: "Add a one-line docstring to every method of `Inventory`.",
+        file: Some(("python", PYTHON)),
+    },
+    Workload {
+        name: "code edit: fix a bug (Rust)",
+        instruction: "Fix the bug in `transfer`: it refuses transfers it should allow.",
+        file: Some(("rust", RUST)),
+    },
+    Workload {
+        name: "prose",
+        instruction: "Write an essay of about 600 words on the history of lighthouses.",
+        file: None,
+    },
+];
 
 fn request(instruction: &str, file: Option<(&str, &str)>) -> ChatRequest {
     let (system, user) = match file {
@@ -90,7 +98,7 @@ pub async fn run(
 ) -> Result<LookupResult, BackendError> {
     let max_tokens = plan.lookup_tokens;
     let mut rows = Vec::new();
-    for (name, instruction, file) in workloads() {
+    for Workload { name, instruction, file } in WORKLOADS {
         let prompt = local.chat_format().render(&request(instruction, file))?;
         let mut plain: Vec<Generation> = Vec::new();
         let mut fast: Vec<Generation> = Vec::new();
