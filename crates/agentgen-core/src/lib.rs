@@ -27,10 +27,11 @@ pub mod model_context;
 pub mod sandbox;
 pub mod team;
 pub mod termination;
+pub mod fuzz_input;
 pub mod testing;
 pub mod tools;
 
-pub use backend::{BackendInfo, Capabilities, ChatBackend, ChatStream, Locality};
+pub use backend::{BackendHealth, BackendInfo, Capabilities, ChatBackend, ChatStream, Locality};
 pub use error::BackendError;
 pub use fallback::FallbackBackend;
 pub use message::{ChatMessage, FunctionCall, ToolCall};
