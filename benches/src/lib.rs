@@ -11,9 +11,12 @@
 //!   `llama-bench` for the ours/theirs ratio, and `agentgen serve` head to head with other
 //!   servers in alternating rounds. It prints tables, writes `results.json` (whose
 //!   `models` section feeds the model catalog) and PNG charts.
+//! - The `agentgen-load` binary, also run by `cargo xtask bench`: 64 hostile and normal
+//!   clients at once against the server on the real model, and whether it recovers.
 
 pub mod charts;
 pub mod llama_bench;
+pub mod load;
 pub mod machine;
 pub mod measure;
 pub mod report;

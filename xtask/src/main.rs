@@ -116,6 +116,17 @@ fn bench(args: &[String]) -> Result<ExitCode, cmd::Error> {
     prereq::ensure(&[prereq::Need::NativeBuild, prereq::Need::Charts])?;
     let ws = cmd::Workspace::locate()?;
     let status = ws.bench_runner(args).status()?;
+    if !status.success() || args.iter().any(|a| a == "--help" || a == "-h") {
+        return Ok(cmd::exit_code(status));
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(|| ws.target_dir.join("bench"), std::path::PathBuf::from);
+    cmd::step("hostile load: 64 clients against the server");
+    let status = ws.load_runner(quick, &out).status()?;
     Ok(cmd::exit_code(status))
 }
 

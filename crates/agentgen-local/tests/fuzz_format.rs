@@ -61,7 +61,7 @@ fn request(input: &mut FuzzBytes<'_>) -> ChatRequest {
     let mut messages = Vec::new();
     for _ in 0..1 + input.byte() % 4 {
         let text = input.text(TEXT, 10);
-        messages.push(match input.byte() % 5 {
+        let message = match input.byte() % 5 {
             0 => ChatMessage::system(text),
             1 | 2 => ChatMessage::user(text),
             3 => ChatMessage::assistant(text),
@@ -71,7 +71,8 @@ fn request(input: &mut FuzzBytes<'_>) -> ChatRequest {
                 messages.push(ChatMessage::assistant_tool_calls(vec![call]));
                 ChatMessage::tool("call_1", text)
             }
-        });
+        };
+        messages.push(message);
     }
     let choice = match input.byte() % 4 {
         0 => ToolChoice::None,
