@@ -301,7 +301,13 @@ fn ctrl_c_resume_list_show_rm() {
     assert_eq!(lines.iter().filter(|l| l.contains("] scribe: ")).count(), 2, "{show}");
     assert!(lines.iter().any(|l| l.contains("] interrupted")), "{show}");
     assert!(lines.last().unwrap().contains("finished: "), "{show}");
-    assert!(lines.iter().all(|l| l.starts_with('[') && l.contains("s] ")), "{show}");
+    // One timed line per record but the task's commit, in time order.
+    let secs: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix('[')?.split_once("s] ")?.0.trim().parse().ok())
+        .collect();
+    assert_eq!(secs.len() as u64, progress(&store, "c").0 - 1, "{show}");
+    assert!(secs.windows(2).all(|w| w[0] <= w[1]), "{show}");
     let again = common::agentgen(dir)
         .args(["resume", "c", "--store"])
         .arg(&db)
