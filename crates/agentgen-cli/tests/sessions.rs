@@ -4,8 +4,8 @@
 //! to a file and answers with that line's id. The team file names its store (`[session]`).
 //!
 //! - `sigkill_at_ten_points_then_resume`: `agentgen run --session` is killed with SIGKILL at ten
-//!   points picked from the journal by a seeded RNG (three of them while a tool call runs, after
-//!   its `tool_started` record and before its result), `agentgen resume` each time; the final
+//!   record counts of the journal picked by a seeded RNG (three of them at the next
+//!   `tool_started`, while that tool call runs), `agentgen resume` each time; the final
 //!   transcript has every turn once, no call was started twice, and the file shows each
 //!   completed call exactly once.
 //! - `ctrl_c_resume_list_show_rm`: SIGINT prints how to resume and exits 130; `resume`,
@@ -39,7 +39,7 @@ fn team_file(dir: &Path, turns: usize) -> PathBuf {
         "[team]\ntype = \"round_robin\"\n\
          [termination]\nmax_messages = {}\n\
          [session]\nstore = \"journal.sqlite\"\n\
-         [[mcp_servers]]\nname = \"notes\"\ncommand = [{:?}, {:?}, {:?}, \"0.3\"]\ntimeout_s = 30\n\
+         [[mcp_servers]]\nname = \"notes\"\ncommand = [{:?}, {:?}, {:?}, \"0.15\"]\ntimeout_s = 30\n\
          [[agents]]\nname = \"scribe\"\n\
          system_message = \"You keep notes. Each time, call the append tool with one new \
          fact about the sea in under ten words.\"\n\
@@ -161,23 +161,45 @@ fn sigkill_at_ten_points_then_resume() {
     let seed = std::env::var("AGENTGEN_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(17);
     println!("kill seed {seed} (AGENTGEN_KILL_SEED)");
     let mut rng = Rng(seed);
+    // Ten distinct record counts to kill at, spread over the run (2 + 5 per turn + 1 records,
+    // more when the model makes two calls in one answer), leaving room for overshoot.
+    let mut targets = Vec::new();
+    while targets.len() < 10 {
+        let t = 3 + rng.below(5 * TURNS as u64 - 10);
+        if !targets.contains(&t) {
+            targets.push(t);
+        }
+    }
+    targets.sort_unstable();
+    println!("kill at records {targets:?}");
     let store = SqliteStore::open(&dir.join("journal.sqlite")).unwrap();
     let started = Instant::now();
     let mut kills = Vec::new();
+    // Per resume: from `agentgen resume` starting to its first new record (model load, journal
+    // read, restore, the model re-reading the conversation, and whatever comes next).
+    let mut to_progress = Vec::new();
     for n in 0..10 {
         let (before, _) = progress(&store, SESSION);
         let mut child = spawn(dir, &model, (n == 0).then_some(team.as_path()), SESSION, n);
-        // Three kills land while a tool call runs (its line may be written, its result is not
-        // journaled); the others at the next record, then up to 600 ms later (mostly while the
-        // model generates or a tool runs).
+        // Kill n lands once the journal holds `targets[n]` records: right then, or up to 300 ms
+        // later (mostly while the model generates or a tool runs); kills 1, 4 and 7 at the
+        // first `tool_started` from there, while that tool call runs (its line may be written,
+        // its result is not journaled).
         let mid_tool = n % 3 == 1;
-        let reached = if mid_tool {
-            wait_for(&store, SESSION, &mut child, |r, k| r > before && k == "tool_started")
-        } else {
-            let reached = wait_for(&store, SESSION, &mut child, |r, _| r > before);
-            std::thread::sleep(Duration::from_millis(rng.below(600)));
-            reached
-        };
+        let target = targets[n].max(before + 1);
+        let spawned = Instant::now();
+        let reached = wait_for(&store, SESSION, &mut child, |r, _| r > before);
+        if n > 0 && reached.is_ok() {
+            to_progress.push(spawned.elapsed());
+        }
+        let reached = reached.and_then(|_| {
+            wait_for(&store, SESSION, &mut child, |r, k| {
+                r >= target && (!mid_tool || k == "tool_started")
+            })
+        });
+        if !mid_tool {
+            std::thread::sleep(Duration::from_millis(rng.below(300)));
+        }
         if let Err(status) = reached {
             panic!("kill {n} (seed {seed}): the run ended ({status}) first\n{}", logs(dir, n));
         }
@@ -186,6 +208,13 @@ fn sigkill_at_ten_points_then_resume() {
         kills.push(progress(&store, SESSION));
     }
     println!("records and last record at each kill: {kills:?}");
+    to_progress.sort();
+    println!(
+        "resume to first new record: min {:?}, median {:?}, max {:?}",
+        to_progress[0],
+        to_progress[to_progress.len() / 2],
+        to_progress[to_progress.len() - 1]
+    );
     let t = Instant::now();
     let mut last = spawn(dir, &model, None, SESSION, 10);
     let status = finish(&mut last);
@@ -244,7 +273,7 @@ fn sigkill_at_ten_points_then_resume() {
     assert!(cut_at_tool >= 1, "no kill landed while a tool ran: {kills:?}");
     assert_eq!(interrupted, cut_at_tool, "each call cut by a kill is answered INTERRUPTED");
     println!(
-        "{} calls completed, {interrupted} cut and not re-run, {} lines in the file",
+        "{} completed calls, {interrupted} cut and not re-run, {} lines in the file",
         reported.len(),
         ids.len()
     );
