@@ -119,7 +119,9 @@ fn resume_hint(session: &Option<String>, store: &Option<std::path::PathBuf>) -> 
             format!("; resume with `agentgen resume {name} --store {}`", store.display())
         }
         (Some(name), None) => format!("; resume with `agentgen resume {name}`"),
-        (None, _) => "; the run was not journaled (run with --session NAME to make it resumable)".into(),
+        (None, _) => {
+            "; the run was not journaled (run with --session NAME to make it resumable)".into()
+        }
     }
 }
 

@@ -619,8 +619,9 @@ mod tests {
             parse(&format!("[team]\ntype = \"round_robin\"\n[session]\nstore = \" \"\n{agents}"))
                 .unwrap_err();
         assert_eq!((err.line, err.field.as_deref()), (4, Some("session.store")), "{err}");
-        let err = parse(&format!("[team]\ntype = \"round_robin\"\n[session]\npath = \"x\"\n{agents}"))
-            .unwrap_err();
+        let err =
+            parse(&format!("[team]\ntype = \"round_robin\"\n[session]\npath = \"x\"\n{agents}"))
+                .unwrap_err();
         assert_eq!(err.field.as_deref(), Some("path"), "{err}");
     }
 

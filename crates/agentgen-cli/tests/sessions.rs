@@ -82,7 +82,11 @@ fn spawn(dir: &Path, model: &Path, team: Option<&Path>, session: &str, n: usize)
 
 fn logs(dir: &Path, n: usize) -> String {
     let read = |kind: &str| std::fs::read_to_string(dir.join(format!("{n}.{kind}")));
-    format!("stdout:\n{}\nstderr:\n{}", read("out").unwrap_or_default(), read("err").unwrap_or_default())
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        read("out").unwrap_or_default(),
+        read("err").unwrap_or_default()
+    )
 }
 
 /// Records so far and the last one's kind.
@@ -178,7 +182,7 @@ fn sigkill_at_ten_points_then_resume() {
     // Per resume: from `agentgen resume` starting to its first new record (model load, journal
     // read, restore, the model re-reading the conversation, and whatever comes next).
     let mut to_progress = Vec::new();
-    for n in 0..10 {
+    for (n, &target) in targets.iter().enumerate() {
         let (before, _) = progress(&store, SESSION);
         let mut child = spawn(dir, &model, (n == 0).then_some(team.as_path()), SESSION, n);
         // Kill n lands once the journal holds `targets[n]` records: right then, or up to 300 ms
@@ -186,7 +190,7 @@ fn sigkill_at_ten_points_then_resume() {
         // first `tool_started` from there, while that tool call runs (its line may be written,
         // its result is not journaled).
         let mid_tool = n % 3 == 1;
-        let target = targets[n].max(before + 1);
+        let target = target.max(before + 1);
         let spawned = Instant::now();
         let reached = wait_for(&store, SESSION, &mut child, |r, _| r > before);
         if n > 0 && reached.is_ok() {

@@ -24,7 +24,9 @@ async fn run_or_resume(store: &Arc<MemoryStore>, team: &mut RoundRobinGroupChat)
     let store_dyn: Arc<dyn RunStore> = store.clone();
     let (journal, task) = match Recovered::open(store_dyn.clone(), SESSION) {
         Ok(recovered) => recovered.restore(team).await.unwrap(),
-        Err(_) => (Journal::create(store_dyn, SESSION, serde_json::Value::Null).unwrap(), "go".into()),
+        Err(_) => {
+            (Journal::create(store_dyn, SESSION, serde_json::Value::Null).unwrap(), "go".into())
+        }
     };
     let sink = EventSink::none().with_journal(journal);
     team.run_with(task, CancellationToken::new(), &sink).await.is_ok()

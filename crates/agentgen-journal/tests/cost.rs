@@ -39,9 +39,19 @@ impl TimedStore {
 }
 
 impl RunStore for TimedStore {
-    fn append(&self, session: &str, at_ms: u64, record: &JournalRecord) -> Result<u64, JournalError> {
+    fn append(
+        &self,
+        session: &str,
+        at_ms: u64,
+        record: &JournalRecord,
+    ) -> Result<u64, JournalError> {
         let mut times = self.times.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.fail_at.lock().unwrap_or_else(PoisonError::into_inner).is_some_and(|n| times.len() >= n) {
+        if self
+            .fail_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|n| times.len() >= n)
+        {
             return Err(JournalError::Store("stopped".into()));
         }
         let t = Instant::now();
@@ -127,7 +137,8 @@ fn us(d: Duration) -> f64 {
 #[ignore = "a measurement on the real model; run with --ignored --nocapture"]
 async fn journal_cost_on_the_real_model() {
     let Some(path) = agentgen_models::cache::model_for_tests() else { return };
-    let backend: Arc<dyn ChatBackend> = Arc::new(LocalBackend::load(LocalConfig::new(path)).unwrap());
+    let backend: Arc<dyn ChatBackend> =
+        Arc::new(LocalBackend::load(LocalConfig::new(path)).unwrap());
     let dir = tempfile::tempdir().unwrap();
     // A warm-up run so that neither level pays for first-touch page faults of the model.
     let _ = team(&backend, dir.path().join("warm.txt")).run("Go.".into()).await.unwrap();

@@ -86,8 +86,7 @@ pub fn sessions(args: &SessionsArgs) -> CliResult {
         None | Some(SessionsAction::List) => {
             let list = store.sessions()?;
             if list.is_empty() {
-                writeln!(out, "no sessions in {}", path.display())
-                    .map_err(io)?;
+                writeln!(out, "no sessions in {}", path.display()).map_err(io)?;
             }
             for s in list {
                 let state = match s.last_kind.as_str() {
@@ -221,9 +220,9 @@ mod tests {
     #[test]
     fn the_store_is_the_flag_or_next_to_the_model_cache() {
         let flag = StoreArgs { store: Some(PathBuf::from("x.sqlite")) };
-        let team = Some(PathBuf::from("team.sqlite"));
-        assert_eq!(store_path(&flag, team.clone()), PathBuf::from("x.sqlite"));
-        assert_eq!(store_path(&StoreArgs::default(), team.clone()), team.unwrap());
+        let team = PathBuf::from("team.sqlite");
+        assert_eq!(store_path(&flag, Some(team.clone())), PathBuf::from("x.sqlite"));
+        assert_eq!(store_path(&StoreArgs::default(), Some(team.clone())), team);
         let default = store_path(&StoreArgs::default(), None);
         assert_eq!(store_flag(&default), None, "the default store needs no flag");
         assert!(store_flag(Path::new("x.sqlite")).unwrap().is_absolute());
