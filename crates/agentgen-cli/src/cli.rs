@@ -146,7 +146,7 @@ pub struct RunArgs {
 pub struct StoreArgs {
     /// The session store (default: sessions.sqlite next to the model cache, in $AGENTGEN_HOME
     /// when set).
-    #[arg(long, value_name = "FILE", env = "AGENTGEN_SESSIONS")]
+    #[arg(long, value_name = "FILE", env = "AGENTGEN_SESSIONS", global = true)]
     pub store: Option<PathBuf>,
 }
 
