@@ -251,9 +251,14 @@ async fn one_request(
     let started = Instant::now();
     let req = match kind {
         ClientKind::Malformed => match n % 3 {
-            0 => http.post(&url).header("content-type", "application/json").body("{\"messages\": ["),
+            0 => {
+                http.post(&url).header("content-type", "application/json").body("{\"messages\": [")
+            }
             1 => http.post(&url).json(&json!({"messages": "not a list", "max_tokens": -3})),
-            _ => http.post(&url).header("content-type", "text/plain").body(body(topic, false).to_string()),
+            _ => http
+                .post(&url)
+                .header("content-type", "text/plain")
+                .body(body(topic, false).to_string()),
         },
         ClientKind::Normal => http.post(&url).json(&body(topic, false)),
         _ => http.post(&url).json(&body(topic, true)),

@@ -19,7 +19,8 @@ pub const TARGETS: &[(&str, &str)] = &[
 /// Runs each target for `cases` cases.
 pub fn run(cases: u64, only: Option<&str>) -> Result<String, Error> {
     let ws = Workspace::locate()?;
-    let mut report = String::from("target                                       cases      seconds\n");
+    let mut report =
+        String::from("target                                       cases      seconds\n");
     for (test, name) in TARGETS.iter().filter(|t| only.is_none_or(|o| t.1.contains(o))) {
         cmd::step(&format!("fuzzing {name} ({cases} cases)"));
         let started = Instant::now();

@@ -21,13 +21,13 @@ pub mod response;
 
 pub mod agent;
 pub mod events;
+pub mod fuzz_input;
 pub mod journal;
 pub mod memory;
 pub mod model_context;
 pub mod sandbox;
 pub mod team;
 pub mod termination;
-pub mod fuzz_input;
 pub mod testing;
 pub mod tools;
 

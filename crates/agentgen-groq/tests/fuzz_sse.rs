@@ -9,8 +9,24 @@ use agentgen_core::openai::ChatCompletionChunk;
 use agentgen_groq::sse::{SseEvent, SseParser};
 
 const FRAGMENTS: &[&str] = &[
-    "data: ", "data:", "\n", "\r\n", "\r", "\n\n", ":", ": keep-alive\n", "event: ", "error",
-    "id: ", "retry: 10\n", "[DONE]", "{", "}", "\"", "é", "\u{feff}",
+    "data: ",
+    "data:",
+    "\n",
+    "\r\n",
+    "\r",
+    "\n\n",
+    ":",
+    ": keep-alive\n",
+    "event: ",
+    "error",
+    "id: ",
+    "retry: 10\n",
+    "[DONE]",
+    "{",
+    "}",
+    "\"",
+    "é",
+    "\u{feff}",
     r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#,
     r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"f","arguments":"{\"a\""}}]}}]}"#,
     r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":1,"total_tokens":2}}"#,
@@ -37,7 +53,8 @@ fn run(chunks: &[&[u8]]) -> (Vec<SseEvent>, Option<String>) {
 
 fn check(data: &[u8]) {
     let mut input = FuzzBytes::new(data);
-    let cuts: Vec<usize> = (0..usize::from(input.byte() % 8)).map(|_| usize::from(input.u16())).collect();
+    let cuts: Vec<usize> =
+        (0..usize::from(input.byte() % 8)).map(|_| usize::from(input.u16())).collect();
     let stream = match input.byte() % 2 {
         0 => input.rest().to_vec(),
         _ => input.text(FRAGMENTS, 48).into_bytes(),

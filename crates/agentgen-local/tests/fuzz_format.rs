@@ -15,9 +15,33 @@ use serde_json::Value;
 
 /// Text that matters to templates and the tool-call parser.
 const TEXT: &[&str] = &[
-    "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<tool_call>", "</tool_call>", "\n", " ",
-    "{", "}", "\"", "name", "arguments", ":", ",", "get", "{\"name\": \"get\", \"arguments\": {",
-    "{{", "}}", "{%", "%}", "\\", "é", "\u{0}", "system", "user", "assistant", "```json",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<tool_call>",
+    "</tool_call>",
+    "\n",
+    " ",
+    "{",
+    "}",
+    "\"",
+    "name",
+    "arguments",
+    ":",
+    ",",
+    "get",
+    "{\"name\": \"get\", \"arguments\": {",
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "\\",
+    "é",
+    "\u{0}",
+    "system",
+    "user",
+    "assistant",
+    "```json",
 ];
 
 /// Schemas the tool parameters start from (mutated, then used if still JSON).
@@ -37,8 +61,7 @@ fn format() -> Option<&'static ChatFormat> {
         .get_or_init(|| {
             let path = agentgen_models::cache::model_for_tests()?;
             let meta = read_gguf_metadata(path).expect("the test GGUF reads");
-            let specials: Vec<String> =
-                TEXT[..5].iter().map(|s| (*s).to_owned()).collect();
+            let specials: Vec<String> = TEXT[..5].iter().map(|s| (*s).to_owned()).collect();
             Some(
                 ChatFormat::from_gguf_meta(&meta)
                     .and_then(|f| f.with_special_tokens(&specials))

@@ -54,18 +54,22 @@ async fn parse_off_the_workers(
     body: Bytes,
 ) -> Result<agentgen_core::openai::ChatCompletionRequest, ApiError> {
     let _permit = state.inner.parsing.acquire().await.map_err(|_| {
-        ApiError::unavailable("The server is shutting down", "shutting_down", Duration::from_secs(5))
+        ApiError::unavailable(
+            "The server is shutting down",
+            "shutting_down",
+            Duration::from_secs(5),
+        )
     })?;
     let limits = state.inner.request_limits;
-    tokio::task::spawn_blocking(move || parse_chat_request_with(&body, &limits))
-        .await
-        .map_err(|e| {
+    tokio::task::spawn_blocking(move || parse_chat_request_with(&body, &limits)).await.map_err(
+        |e| {
             ApiError::new(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 format!("checking the request failed: {e}"),
             )
-        })?
+        },
+    )?
 }
 
 /// The first error of type `T` in `error`'s source chain.

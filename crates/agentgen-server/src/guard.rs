@@ -174,14 +174,16 @@ mod tests {
     use super::*;
 
     fn hosts(bind: &str) -> AllowedHosts {
-        let config = ServeConfig { allowed_hosts: vec!["Box.Lan".into()], ..ServeConfig::default() };
+        let config =
+            ServeConfig { allowed_hosts: vec!["Box.Lan".into()], ..ServeConfig::default() };
         AllowedHosts::new(&config, bind.parse().unwrap())
     }
 
     #[test]
     fn host_names_the_bind_address_localhost_or_a_configured_name() {
         let h = hosts("127.0.0.1:8080");
-        for ok in ["127.0.0.1:8080", "localhost", "LOCALHOST:1", "[::1]:8080", "box.lan.", "box.lan"]
+        for ok in
+            ["127.0.0.1:8080", "localhost", "LOCALHOST:1", "[::1]:8080", "box.lan.", "box.lan"]
         {
             assert!(h.allows(ok), "{ok}");
         }

@@ -172,7 +172,11 @@ fn validate(req: &ChatRequest, limits: &RequestLimits) -> Result<(), ApiError> {
     }
     if req.tools.len() > limits.max_tools {
         return Err(ApiError::invalid_param(
-            format!("At most {} tools per request; this one has {}.", limits.max_tools, req.tools.len()),
+            format!(
+                "At most {} tools per request; this one has {}.",
+                limits.max_tools,
+                req.tools.len()
+            ),
             "tools",
         )
         .with_code("too_many_tools"));
@@ -312,9 +316,7 @@ mod tests {
 
     #[test]
     fn tool_count_schema_depth_and_size_are_bounded() {
-        let tool = |i: usize, schema: &Value| {
-            json!({"type": "function", "function": {"name": format!("t{i}"), "parameters": schema}})
-        };
+        let tool = |i: usize, schema: &Value| json!({"type": "function", "function": {"name": format!("t{i}"), "parameters": schema}});
         let body = |tools: Vec<Value>| {
             json!({"messages": [{"role": "user", "content": "x"}], "tools": tools}).to_string()
         };

@@ -45,7 +45,8 @@ impl NormalClient {
         let (d, f, s) = (done.clone(), failed.clone(), stop.clone());
         let task = tokio::spawn(async move {
             let c = reqwest::Client::builder().no_proxy().build().unwrap();
-            let body = json!({"messages": [{"role": "user", "content": "hello there"}], "stream": true});
+            let body =
+                json!({"messages": [{"role": "user", "content": "hello there"}], "stream": true});
             while !s.load(Ordering::SeqCst) {
                 let ok = match c.post(&url).json(&body).send().await {
                     Ok(r) if r.status() == 200 => r
@@ -267,11 +268,9 @@ async fn web_pages_cannot_reach_the_api() {
     // The server's own origin, localhost by name, and plain clients are served.
     let own = srv.url.clone();
     let port = own.rsplit(':').next().unwrap();
-    for (host, origin) in [
-        (None, None),
-        (Some(format!("localhost:{port}")), None),
-        (None, Some(own.clone())),
-    ] {
+    for (host, origin) in
+        [(None, None), (Some(format!("localhost:{port}")), None), (None, Some(own.clone()))]
+    {
         let mut req = c.post(srv.chat_url()).header("content-type", "application/json");
         if let Some(h) = &host {
             req = req.header("host", h);

@@ -121,7 +121,11 @@ fn with_limits(
     seconds("body_timeout_s", limits.body_timeout_s, &mut config.body_timeout)?;
     seconds("idle_timeout_s", limits.idle_timeout_s, &mut config.idle_timeout)?;
     seconds("queue_timeout_s", limits.queue_timeout_s, &mut config.queue_timeout)?;
-    seconds("write_stall_timeout_s", limits.write_stall_timeout_s, &mut config.write_stall_timeout)?;
+    seconds(
+        "write_stall_timeout_s",
+        limits.write_stall_timeout_s,
+        &mut config.write_stall_timeout,
+    )?;
     config.max_connections = limits.max_connections.unwrap_or(config.max_connections);
     config.max_queue = limits.max_queue.unwrap_or(config.max_queue);
     config.body_limit_bytes = limits.body_limit_bytes.unwrap_or(config.body_limit_bytes);

@@ -247,8 +247,7 @@ impl LocalBackend {
         let model_size = std::fs::metadata(&config.model_path).map(|m| m.len()).unwrap_or(0);
         let threads = config.threads.unwrap_or_else(num_cpus::get_physical);
         let stats = Arc::new(SharedStats::default());
-        let (commands, info, thread) =
-            worker::spawn(config.clone(), threads, Arc::clone(&stats))?;
+        let (commands, info, thread) = worker::spawn(config.clone(), threads, Arc::clone(&stats))?;
         let engine = Arc::new(supervisor::EngineLink::new(commands));
         let restart =
             supervisor::Restart { config: config.clone(), threads, stats: Arc::clone(&stats) };
@@ -458,7 +457,10 @@ impl LocalBackend {
     /// Renders and checks a request on a blocking thread (template rendering and schema
     /// compilation can take a while on a crafted request), at most
     /// [`PREPARE_CONCURRENCY`] at once.
-    async fn prepare(&self, req: ChatRequest) -> Result<(ChatRequest, chat::Prepared), BackendError> {
+    async fn prepare(
+        &self,
+        req: ChatRequest,
+    ) -> Result<(ChatRequest, chat::Prepared), BackendError> {
         let _permit = self
             .inner
             .preparing
