@@ -12,9 +12,12 @@
 //!   servers in alternating rounds, and lookup decoding on code edits and prose with and
 //!   without drafts. It prints tables, writes `results.json` (whose
 //!   `models` section feeds the model catalog) and PNG charts.
+//! - The `agentgen-load` binary, also run by `cargo xtask bench`: 64 hostile and normal
+//!   clients at once against the server on the real model, and whether it recovers.
 
 pub mod charts;
 pub mod llama_bench;
+pub mod load;
 pub mod lookup;
 pub mod machine;
 pub mod measure;

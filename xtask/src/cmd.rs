@@ -199,4 +199,11 @@ impl Workspace {
     pub fn bench_runner(&self, args: &[String]) -> Cmd {
         self.cargo(["run", "-p", "benches", "--bin", "agentgen-bench", "--"]).args(args)
     }
+
+    /// The hostile load run (`agentgen-load`): 10 s when `quick`, else 60 s.
+    pub fn load_runner(&self, quick: bool, out: &Path) -> Cmd {
+        let cmd = self.cargo(["run", "-p", "benches", "--bin", "agentgen-load", "--"]);
+        let cmd = if quick { cmd.arg("--quick") } else { cmd };
+        cmd.arg("--out").arg(out)
+    }
 }

@@ -7,11 +7,13 @@
 //!   network namespace, and the quick benchmark with checks on the files it writes.
 //! - `bench`: the end-to-end benchmark (`benches` package, binary `agentgen-bench`).
 //! - `check-features`: the CLI's `groq` and `local` feature sets built alone, trees checked.
+//! - `fuzz`: every fuzz target for 10^6 cases (`cargo test` runs them at a small budget).
 //!
 //! xtask has no native dependencies so it compiles before cmake and libclang are installed.
 
 mod cmd;
 mod features;
+mod fuzz;
 mod outputs;
 mod prereq;
 mod serve;
@@ -55,6 +57,14 @@ enum Command {
     /// Builds the CLI's feature sets alone (`groq` without llama.cpp or a C++ compiler, `local`
     /// without an HTTP client) and checks their dependency trees.
     CheckFeatures,
+    /// Runs every fuzz target long: 10^6 cases each unless `--cases` says otherwise.
+    Fuzz {
+        /// Cases per target.
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: u64,
+        /// Only the targets whose name contains this.
+        target: Option<String>,
+    },
     /// Checks the files a benchmark run wrote under DIR (results.json and the PNG charts).
     CheckBench {
         /// The output folder, default `<target>/bench`.
@@ -69,6 +79,10 @@ fn main() -> ExitCode {
         Command::Test { skip_bench } => testrun::run(skip_bench),
         Command::Bench { args } => bench(&args),
         Command::CheckBench { dir } => check_bench(dir),
+        Command::Fuzz { cases, target } => fuzz::run(cases, target.as_deref()).map(|report| {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }),
         Command::CheckFeatures => cmd::Workspace::locate().and_then(|ws| {
             println!("{}", features::check(&ws)?);
             Ok(ExitCode::SUCCESS)
@@ -102,6 +116,17 @@ fn bench(args: &[String]) -> Result<ExitCode, cmd::Error> {
     prereq::ensure(&[prereq::Need::NativeBuild, prereq::Need::Charts])?;
     let ws = cmd::Workspace::locate()?;
     let status = ws.bench_runner(args).status()?;
+    if !status.success() || args.iter().any(|a| a == "--help" || a == "-h") {
+        return Ok(cmd::exit_code(status));
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(|| ws.target_dir.join("bench"), std::path::PathBuf::from);
+    cmd::step("hostile load: 64 clients against the server");
+    let status = ws.load_runner(quick, &out).status()?;
     Ok(cmd::exit_code(status))
 }
 

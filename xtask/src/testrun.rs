@@ -8,7 +8,8 @@
 //! 6. the offline proof: server and a tool-using AutoGen team inside `unshare -rn`;
 //! 7. the CLI's feature sets built alone (`groq` without llama.cpp, `local` without an HTTP
 //!    client), checked with `cargo tree`;
-//! 8. `agentgen-bench --quick` and checks on the JSON and PNG files it writes.
+//! 8. `agentgen-bench --quick` and checks on the JSON and PNG files it writes;
+//! 9. `agentgen-load --quick`: 64 hostile and normal clients for 10 s, the server must recover.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -177,6 +178,10 @@ pub fn run(skip_bench: bool) -> Result<ExitCode, Error> {
             let summary = outputs::check_dir(&dir)?;
             println!("{summary}");
             Ok(("results.json and charts checked".into(), None))
+        });
+        report.run("hostile load (64 clients, 10 s)", || {
+            ws.load_runner(true, &ws.target_dir.join("bench")).status_ok()?;
+            Ok(("slots and queue drained, server answers".into(), None))
         });
     }
 

@@ -8,6 +8,9 @@ use std::sync::Arc;
 use agentgen_core::ChatBackend;
 use agentgen_groq::{OpenAiBackend, OpenAiConfig, GROQ_API_KEY_VAR};
 use agentgen_local::engine::{KvLayout, LocalBackend, LocalConfig};
+
+/// The draft limit workload (i) runs lookup decoding with.
+const LOOKUP_MAX_DRAFT_ON: usize = 16;
 use agentgen_models::catalog::Catalog;
 use benches::llama_bench;
 use benches::machine::Machine;
@@ -217,7 +220,15 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let mut lookup = None;
     if runs('i') {
         progress.phase("(i) lookup decoding: code edits and prose, with and without");
-        let l = benches::lookup::run(&local, &plan, || progress.tick()).await?;
+        // Lookup is off by default; this engine turns it on, requests then opt in or out.
+        let mut config = LocalConfig::new(&model_path);
+        config.threads = Some(threads);
+        config.slots = args.slots.max(1);
+        config.kv_layout = args.kv_layout;
+        config.lookup_max_draft = LOOKUP_MAX_DRAFT_ON;
+        let engine = LocalBackend::load(config)?;
+        let l = benches::lookup::run(&engine, &plan, || progress.tick()).await?;
+        drop(engine);
         for r in &l.rows {
             progress.note(format!(
                 "{}: {} -> {} tok/s ({:.2}x), {:.0}% of {} drafted accepted, same text: {}",

@@ -146,7 +146,7 @@ pub struct RunArgs {
 pub struct StoreArgs {
     /// The session store (default: sessions.sqlite next to the model cache, in $AGENTGEN_HOME
     /// when set).
-    #[arg(long, value_name = "FILE", env = "AGENTGEN_SESSIONS")]
+    #[arg(long, value_name = "FILE", env = "AGENTGEN_SESSIONS", global = true)]
     pub store: Option<PathBuf>,
 }
 
@@ -227,6 +227,14 @@ pub struct ServeArgs {
     /// (a seccomp filter); refuse to start where that is impossible.
     #[arg(long)]
     pub sealed: bool,
+    /// Let web pages from this origin (`https://app.example:8443`, or `*` for any) call the
+    /// API; repeatable. Without it, cross-origin browser requests are refused.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Accept this name in the `Host` header besides the bound address and localhost;
+    /// repeatable (a name that resolves to this machine, e.g. behind a reverse proxy).
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
     /// Backend selection.
     #[command(flatten)]
     pub backend: BackendArgs,

@@ -135,7 +135,7 @@ pub struct LocalSettings {
     /// Bytes of compiled-grammar text cached; default 8 MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grammar_cache_bytes: Option<usize>,
-    /// Most tokens lookup decoding drafts in one step; 0 turns it off; default 16.
+    /// Most tokens lookup decoding drafts in one step; default 0 (off); 16 turns it on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup_max_draft: Option<usize>,
 }
@@ -164,6 +164,32 @@ pub struct ServerSettings {
     /// Refuse remote backends.
     #[serde(default)]
     pub local_only: bool,
+    // Connection and queue limits; unset ones keep the server's defaults. (CORS origins and
+    // extra `Host` names weaken browser defences, so they are flags only, never a file's.)
+    /// Seconds to receive a request head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_timeout_s: Option<f64>,
+    /// Seconds to receive a request body after its head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_timeout_s: Option<f64>,
+    /// Seconds an idle keep-alive connection stays open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_s: Option<f64>,
+    /// Seconds a request may wait for a generation slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_timeout_s: Option<f64>,
+    /// Seconds a response write may make no progress before the connection is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_stall_timeout_s: Option<f64>,
+    /// Open connections at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Requests that may wait for a slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queue: Option<usize>,
+    /// Largest request body in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_limit_bytes: Option<usize>,
 }
 
 /// Defaults for team runs and chat (`[run]`).

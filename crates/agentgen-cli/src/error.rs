@@ -56,10 +56,12 @@ pub enum CliError {
     #[error("configuration: {0}")]
     Config(String),
     /// The run was interrupted (Ctrl-C); `session` names it when it can be resumed.
-    #[error("interrupted{}", resume_hint(.session))]
+    #[error("interrupted{}", resume_hint(.session, .store))]
     Interrupted {
         /// The journaled session, if any.
         session: Option<String>,
+        /// Its store, when `agentgen resume` needs `--store` to find it.
+        store: Option<std::path::PathBuf>,
     },
     /// The session store failed, or a session is unknown, finished or taken.
     #[error(transparent)]
@@ -111,10 +113,15 @@ pub enum CliError {
     Failed(String),
 }
 
-fn resume_hint(session: &Option<String>) -> String {
-    match session {
-        Some(name) => format!("; resume with `agentgen resume {name}`"),
-        None => "; the run was not journaled (run with --session NAME to make it resumable)".into(),
+fn resume_hint(session: &Option<String>, store: &Option<std::path::PathBuf>) -> String {
+    match (session, store) {
+        (Some(name), Some(store)) => {
+            format!("; resume with `agentgen resume {name} --store {}`", store.display())
+        }
+        (Some(name), None) => format!("; resume with `agentgen resume {name}`"),
+        (None, _) => {
+            "; the run was not journaled (run with --session NAME to make it resumable)".into()
+        }
     }
 }
 
@@ -127,6 +134,17 @@ fn suggestions(known: &[String]) -> String {
 }
 
 impl CliError {
+    /// An interruption of a journaled run whose store `agentgen resume` must be told
+    /// (`--store`); other errors unchanged.
+    pub fn with_store(self, store: Option<std::path::PathBuf>) -> Self {
+        match self {
+            Self::Interrupted { session: Some(session), .. } => {
+                Self::Interrupted { session: Some(session), store }
+            }
+            other => other,
+        }
+    }
+
     /// The process exit status for this error.
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -10,6 +10,10 @@
 //! max_messages = 6              # the task counts as one
 //! text_mention = "APPROVE"
 //!
+//! [session]                     # optional: where `run --session NAME` journals the run
+//! store = "runs.sqlite"         # relative to this file; --store / AGENTGEN_SESSIONS override it
+//! durability = "power_loss"     # power_loss (the default) | process_crash
+//!
 //! [[mcp_servers]]              # an MCP server whose tools agents may use
 //! name = "geo"
 //! command = ["python3", "geo_server.py"]  # stdio; or: url = "http://127.0.0.1:9000/mcp"
@@ -134,6 +138,29 @@ impl McpServerSpec {
     }
 }
 
+/// How far a journaled record is guaranteed to survive once the run acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DurabilitySpec {
+    /// A killed process and a power loss (SQLite `synchronous = FULL`).
+    #[default]
+    PowerLoss,
+    /// A killed process, not a power loss (SQLite `synchronous = NORMAL`): cheaper per record.
+    ProcessCrash,
+}
+
+/// `[session]`: where `agentgen run --session NAME` journals the run.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSpec {
+    /// The store file, relative to the team file's folder; `--store` overrides it.
+    #[serde(default)]
+    pub store: Option<Spanned<String>>,
+    /// How far each record survives.
+    #[serde(default)]
+    pub durability: DurabilitySpec,
+}
+
 /// `tool_choice` of an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -219,6 +246,9 @@ pub struct TeamSpec {
     /// `[termination]`.
     #[serde(default)]
     pub termination: TerminationSpec,
+    /// `[session]`.
+    #[serde(default)]
+    pub session: SessionSpec,
     /// `[[mcp_servers]]`.
     #[serde(default)]
     pub mcp_servers: Vec<McpServerSpec>,
@@ -367,6 +397,15 @@ impl TeamSpec {
                 ));
             }
         }
+        if let Some(store) = &spec.session.store {
+            if store.get_ref().trim().is_empty() {
+                return Err(at(
+                    store.span(),
+                    Some("session.store".into()),
+                    "must name a file (or leave `store` out for the default store)".into(),
+                ));
+            }
+        }
         if let Some(max) = &spec.termination.max_messages {
             if *max.get_ref() == 0 {
                 return Err(at(
@@ -386,6 +425,13 @@ impl TeamSpec {
             }
         }
         Ok(spec)
+    }
+
+    /// The store `[session]` names, relative to the folder of the team file at `path`.
+    pub fn session_store(&self, path: &Path) -> Option<PathBuf> {
+        let store = Path::new(self.session.store.as_ref()?.get_ref());
+        let dir = path.parent().unwrap_or(Path::new(""));
+        Some(dir.join(store))
     }
 
     /// The agents' names, in order.
@@ -543,6 +589,40 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!((err.line, err.field.as_deref()), (5, Some("mcp_servers[0]")), "{err}");
+    }
+
+    #[test]
+    fn a_session_section_names_the_store_and_its_durability() {
+        let agents = "[[agents]]\nname = \"a\"\nsystem_message = \"x\"\n";
+        let spec = TeamSpec::parse(
+            &format!(
+                "[team]\ntype = \"round_robin\"\n[session]\nstore = \"runs/s.sqlite\"\n\
+                 durability = \"process_crash\"\n{agents}"
+            ),
+            Path::new("teams/t.toml"),
+        )
+        .unwrap();
+        assert_eq!(spec.session.durability, DurabilitySpec::ProcessCrash);
+        let store = spec.session_store(Path::new("teams/t.toml")).unwrap();
+        assert_eq!(store, Path::new("teams/runs/s.sqlite"));
+        let plain = parse(&format!("[team]\ntype = \"round_robin\"\n{agents}")).unwrap();
+        assert_eq!(plain.session.durability, DurabilitySpec::PowerLoss);
+        assert_eq!(plain.session_store(Path::new("t.toml")), None);
+
+        let err = parse(&format!(
+            "[team]\ntype = \"round_robin\"\n[session]\ndurability = \"sometimes\"\n{agents}"
+        ))
+        .unwrap_err();
+        assert_eq!((err.line, err.field.as_deref()), (4, Some("session.durability")), "{err}");
+        assert!(err.message.contains("power_loss"), "{err}");
+        let err =
+            parse(&format!("[team]\ntype = \"round_robin\"\n[session]\nstore = \" \"\n{agents}"))
+                .unwrap_err();
+        assert_eq!((err.line, err.field.as_deref()), (4, Some("session.store")), "{err}");
+        let err =
+            parse(&format!("[team]\ntype = \"round_robin\"\n[session]\npath = \"x\"\n{agents}"))
+                .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("path"), "{err}");
     }
 
     #[test]

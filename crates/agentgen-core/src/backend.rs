@@ -106,6 +106,26 @@ pub trait ChatBackend: Send + Sync {
     async fn count_tokens(&self, _messages: &[ChatMessage]) -> Result<Option<usize>, BackendError> {
         Ok(None)
     }
+
+    /// Whether the backend can serve right now. The default is always [`BackendHealth::Ready`];
+    /// a local engine reports [`BackendHealth::Unavailable`] while it restarts after a crash.
+    fn health(&self) -> BackendHealth {
+        BackendHealth::Ready
+    }
+}
+
+/// What [`ChatBackend::health`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendHealth {
+    /// Serving.
+    Ready,
+    /// Not serving now; requests fail until it recovers.
+    Unavailable {
+        /// Why, for people (e.g. "the inference thread panicked: …; restarting").
+        reason: String,
+        /// When to try again, if the backend can tell.
+        retry_after: Option<std::time::Duration>,
+    },
 }
 
 /// Splits a whole response into the chunks a stream of it would carry.
@@ -145,6 +165,9 @@ impl<B: ChatBackend + ?Sized> ChatBackend for Arc<B> {
     fn info(&self) -> &BackendInfo {
         (**self).info()
     }
+    fn health(&self) -> BackendHealth {
+        (**self).health()
+    }
     async fn complete(&self, req: ChatRequest) -> Result<ChatResponse, BackendError> {
         (**self).complete(req).await
     }
@@ -160,6 +183,9 @@ impl<B: ChatBackend + ?Sized> ChatBackend for Arc<B> {
 impl<B: ChatBackend + ?Sized> ChatBackend for Box<B> {
     fn info(&self) -> &BackendInfo {
         (**self).info()
+    }
+    fn health(&self) -> BackendHealth {
+        (**self).health()
     }
     async fn complete(&self, req: ChatRequest) -> Result<ChatResponse, BackendError> {
         (**self).complete(req).await

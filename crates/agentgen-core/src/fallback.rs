@@ -108,6 +108,20 @@ impl ChatBackend for FallbackBackend {
         &self.info
     }
 
+    /// Ready when any backend of the chain is; otherwise the first one's reason.
+    fn health(&self) -> crate::BackendHealth {
+        let mut first = None;
+        for backend in &self.backends {
+            match backend.health() {
+                crate::BackendHealth::Ready => return crate::BackendHealth::Ready,
+                down => {
+                    first.get_or_insert(down);
+                }
+            }
+        }
+        first.unwrap_or(crate::BackendHealth::Ready)
+    }
+
     async fn complete(&self, req: ChatRequest) -> Result<ChatResponse, BackendError> {
         let mut last = Self::empty_error();
         for (i, backend) in self.backends.iter().enumerate() {

@@ -5,6 +5,7 @@
 //! A team run writes, in order: [`JournalRecord::TaskStarted`], then per turn
 //! [`SpeakerChosen`](JournalRecord::SpeakerChosen), each model answer
 //! ([`ModelAnswer`](JournalRecord::ModelAnswer), tool calls included, before any tool runs),
+//! each answer a person gives a user proxy ([`UserInput`](JournalRecord::UserInput)),
 //! [`ToolStarted`](JournalRecord::ToolStarted) and [`ToolFinished`](JournalRecord::ToolFinished)
 //! per call, and [`TurnCommitted`](JournalRecord::TurnCommitted) with the team's whole saved
 //! state (agents, model contexts, speaker policy, termination counters); at the end
@@ -12,7 +13,9 @@
 //!
 //! [`Recovered::restore`] loads the last committed state into a team built the same way and
 //! replays the records after it: a journaled speaker choice or model answer is used instead of
-//! asking again, a journaled tool result instead of running the tool. A tool that was started
+//! asking again, a journaled tool result instead of running the tool (code blocks of a
+//! [`CodeExecutorAgent`](crate::agent::CodeExecutorAgent) count as calls of a tool that is not
+//! idempotent). A tool that was started
 //! but has no result runs again only if it declares itself
 //! [`idempotent`](crate::tools::Tool::idempotent); otherwise the model reads
 //! [`INTERRUPTED`] as its result and the run goes on.
@@ -99,6 +102,13 @@ pub enum JournalRecord {
         /// The answer as the backend gave it.
         response: ChatResponse,
     },
+    /// A person answered a user proxy (asked once: a resumed turn reads it from here).
+    UserInput {
+        /// The agent.
+        agent: String,
+        /// What the person answered.
+        text: String,
+    },
     /// A tool call is about to run.
     ToolStarted {
         /// The agent.
@@ -138,6 +148,7 @@ impl JournalRecord {
             Self::TaskStarted { .. } => "task_started",
             Self::SpeakerChosen { .. } => "speaker_chosen",
             Self::ModelAnswer { .. } => "model_answer",
+            Self::UserInput { .. } => "user_input",
             Self::ToolStarted { .. } => "tool_started",
             Self::ToolFinished { .. } => "tool_finished",
             Self::TurnCommitted { .. } => "turn_committed",
@@ -296,6 +307,7 @@ struct Replay {
     base_turns: Option<usize>,
     speaker: Option<String>,
     answers: HashMap<String, VecDeque<ChatResponse>>,
+    inputs: HashMap<String, VecDeque<String>>,
     started: HashSet<String>,
     results: HashMap<String, ToolResult>,
 }
@@ -390,6 +402,15 @@ impl Journal {
         })
     }
 
+    /// The next journaled answer a person gave `agent` in the turn being replayed.
+    pub(crate) fn replayed_input(&self, agent: &str) -> Option<String> {
+        lock(&self.replay).inputs.get_mut(agent)?.pop_front()
+    }
+
+    pub(crate) fn user_input(&self, agent: &str, text: &str) -> Result<(), AgentError> {
+        self.write(&JournalRecord::UserInput { agent: agent.to_owned(), text: text.to_owned() })
+    }
+
     /// What the journal knows about the call with this id.
     pub(crate) fn tool_replay(&self, call_id: &str) -> ToolReplay {
         let r = lock(&self.replay);
@@ -418,6 +439,7 @@ impl Journal {
         let mut r = lock(&self.replay);
         r.speaker = None;
         r.answers.clear();
+        r.inputs.clear();
         r.started.clear();
         r.results.clear();
         Ok(())
@@ -504,6 +526,9 @@ impl Recovered {
                 JournalRecord::SpeakerChosen { speaker } => replay.speaker = Some(speaker.clone()),
                 JournalRecord::ModelAnswer { agent, response } => {
                     replay.answers.entry(agent.clone()).or_default().push_back(response.clone());
+                }
+                JournalRecord::UserInput { agent, text } => {
+                    replay.inputs.entry(agent.clone()).or_default().push_back(text.clone());
                 }
                 JournalRecord::ToolStarted { call, .. } => {
                     replay.started.insert(call.id.clone());

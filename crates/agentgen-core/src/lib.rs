@@ -21,6 +21,7 @@ pub mod response;
 
 pub mod agent;
 pub mod events;
+pub mod fuzz_input;
 pub mod journal;
 pub mod memory;
 pub mod model_context;
@@ -30,7 +31,7 @@ pub mod termination;
 pub mod testing;
 pub mod tools;
 
-pub use backend::{BackendInfo, Capabilities, ChatBackend, ChatStream, Locality};
+pub use backend::{BackendHealth, BackendInfo, Capabilities, ChatBackend, ChatStream, Locality};
 pub use error::BackendError;
 pub use fallback::FallbackBackend;
 pub use message::{ChatMessage, FunctionCall, ToolCall};

@@ -48,6 +48,45 @@ struct Failure {
     retry: bool,
 }
 
+/// The largest whole (non-streamed) answer read from an endpoint.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// The most of an error body read (the rest is dropped: it only feeds the error message).
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// Why a bounded body read stopped.
+enum BodyRead {
+    TooLarge,
+    Failed(String),
+}
+
+/// Reads a body up to `limit` bytes; a longer one is [`BodyRead::TooLarge`].
+async fn read_limited(mut resp: Response, limit: usize) -> Result<Bytes, BodyRead> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyRead::TooLarge);
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| BodyRead::Failed(error_text(&e)))? {
+        if out.len() + chunk.len() > limit {
+            return Err(BodyRead::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(out))
+}
+
+/// An error body, its first [`MAX_ERROR_BODY_BYTES`] at most.
+async fn read_error_body(mut resp: Response) -> Bytes {
+    let mut out = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = MAX_ERROR_BODY_BYTES - out.len();
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= MAX_ERROR_BODY_BYTES {
+            break;
+        }
+    }
+    Bytes::from(out)
+}
+
 impl Failure {
     fn fatal(error: BackendError) -> Self {
         Self { error, retry: false }
@@ -233,13 +272,18 @@ impl OpenAiBackend {
         let headers = resp.headers().clone();
         self.observe(&headers);
         if status.is_success() {
-            let bytes = resp.bytes().await.map_err(|e| Failure {
-                error: BackendError::unavailable(format!("reading the answer: {}", error_text(&e))),
-                retry: true,
+            let bytes = read_limited(resp, MAX_ANSWER_BYTES).await.map_err(|e| match e {
+                BodyRead::TooLarge => Failure::fatal(BackendError::Protocol(format!(
+                    "the answer is larger than {MAX_ANSWER_BYTES} bytes"
+                ))),
+                BodyRead::Failed(e) => Failure {
+                    error: BackendError::unavailable(format!("reading the answer: {e}")),
+                    retry: true,
+                },
             })?;
             return Ok((bytes, headers));
         }
-        let bytes = resp.bytes().await.unwrap_or_default();
+        let bytes = read_error_body(resp).await;
         Err(self.status_failure(status, &headers, &bytes, model))
     }
 
@@ -395,7 +439,7 @@ impl ChatBackend for OpenAiBackend {
                     return Ok(resp);
                 }
                 let headers = resp.headers().clone();
-                let bytes = resp.bytes().await.unwrap_or_default();
+                let bytes = read_error_body(resp).await;
                 Err(self.status_failure(status, &headers, &bytes, &model))
             };
             self.timed(send).await

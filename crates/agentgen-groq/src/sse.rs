@@ -30,7 +30,10 @@ pub struct SseParser {
 }
 
 /// The longest line the parser buffers before it gives up on the stream.
-pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// The most `data:` bytes one event may gather (over all its lines).
+pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
 /// The stream broke the event-stream format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +44,9 @@ pub enum SseError {
     /// A line grew past [`MAX_LINE_BYTES`] without ending.
     #[error("event-stream line longer than {MAX_LINE_BYTES} bytes")]
     LineTooLong,
+    /// One event's data grew past [`MAX_EVENT_BYTES`].
+    #[error("event-stream event larger than {MAX_EVENT_BYTES} bytes")]
+    EventTooLarge,
 }
 
 impl SseParser {
@@ -70,10 +76,16 @@ impl SseParser {
                     None => self.after_cr = true,
                 }
             }
+            if self.line.len() > MAX_LINE_BYTES {
+                return Err(SseError::LineTooLong);
+            }
             let line = std::mem::take(&mut self.line);
             let line = String::from_utf8(line).map_err(|e| SseError::NotUtf8(e.to_string()))?;
             if let Some(event) = self.line_done(&line) {
                 events.push(event);
+            }
+            if self.data.len() > MAX_EVENT_BYTES {
+                return Err(SseError::EventTooLarge);
             }
         }
         self.line.extend_from_slice(rest);

@@ -8,7 +8,9 @@
 //! outside effects is never started without its `tool_started` record on disk.
 //! [`Durability::ProcessCrash`] (`synchronous = NORMAL`) leaves the sync to checkpoints: still
 //! safe against `kill -9` (the WAL is in the OS's page cache), not against power loss, and much
-//! cheaper per record. The cost of each is measured by the ignored test `cost_per_record`.
+//! cheaper per record. The cost of each is measured by the ignored tests `cost_per_record`
+//! (one record) and `journal_cost_on_the_real_model` (tests/cost.rs: a team run on the real
+//! model, per record and as a share of the run's wall time, and the resume time).
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};

@@ -30,6 +30,7 @@ fn engine() -> Option<LocalBackend> {
                 let mut config = LocalConfig::new(path);
                 config.threads = Some(2);
                 config.slots = 2;
+                config.lookup_max_draft = 16;
                 LocalBackend::load(config).expect("the test model loads")
             })
             .clone(),

@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agentgen_core::{ChatBackend, ChatChunk, ChatStream};
 use axum::body::Bytes;
@@ -16,12 +16,20 @@ use futures::StreamExt;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::state::{AppState, SlotGuard};
-use crate::wire::{check_sampling, parse_chat_request};
+use crate::wire::{check_sampling, parse_chat_request_with};
 use agentgen_core::openai::{ChatCompletion, ChatCompletionChunk, ChunkWriter};
 
 /// Maps axum's body rejections (too large, unreadable) to OpenAI errors.
 pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
     let status = rejection.status();
+    if let Some(timeout) = find_source::<crate::conn::BodyTimeout>(&rejection) {
+        return ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            format!("The request body did not arrive within {:?}.", timeout.0),
+        )
+        .with_code("body_timeout");
+    }
     if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             status,
@@ -37,6 +45,45 @@ pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
         )
         .with_code("invalid_body")
     }
+}
+
+/// Parses and checks a body on a blocking thread (a crafted schema can take a while to
+/// compile), a bounded number at once, so the async workers keep serving other requests.
+async fn parse_off_the_workers(
+    state: &AppState,
+    body: Bytes,
+) -> Result<agentgen_core::openai::ChatCompletionRequest, ApiError> {
+    let _permit = state.inner.parsing.acquire().await.map_err(|_| {
+        ApiError::unavailable(
+            "The server is shutting down",
+            "shutting_down",
+            Duration::from_secs(5),
+        )
+    })?;
+    let limits = state.inner.request_limits;
+    tokio::task::spawn_blocking(move || parse_chat_request_with(&body, &limits)).await.map_err(
+        |e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                format!("checking the request failed: {e}"),
+            )
+        },
+    )?
+}
+
+/// The first error of type `T` in `error`'s source chain.
+fn find_source<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
 }
 
 fn now_secs() -> u64 {
@@ -57,7 +104,7 @@ pub(crate) async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let body = body.map_err(body_rejection)?;
-    let parsed = parse_chat_request(&body)?;
+    let parsed = parse_off_the_workers(&state, body).await?;
     let backend = state.ready_backend()?;
     let stream = parsed.stream == Some(true);
     let include_usage = parsed.stream_options.is_some_and(|o| o.include_usage);

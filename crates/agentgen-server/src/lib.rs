@@ -8,18 +8,19 @@
 //! generation when its client disconnects, and shuts down gracefully. Sealed
 //! ([`ServeConfig::sealed`], [`seal`]), it cannot reach the network once its model is loaded.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use agentgen_core::ChatBackend;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 mod attest;
 mod chat;
 mod config;
+mod conn;
 mod error;
+mod guard;
 pub mod metrics;
 mod procfs;
 mod routes;
@@ -62,18 +63,7 @@ impl Server {
         if config.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
             return Err(ServeError::EmptyApiKey);
         }
-        if config.max_concurrent == 0 {
-            return Err(ServeError::InvalidConfig {
-                field: "max_concurrent",
-                message: "must be at least 1".into(),
-            });
-        }
-        if config.body_limit_bytes == 0 {
-            return Err(ServeError::InvalidConfig {
-                field: "body_limit_bytes",
-                message: "must be at least 1".into(),
-            });
-        }
+        config.validate()?;
         if config.sealed {
             seal::probe()?;
         }
@@ -95,6 +85,7 @@ impl Server {
         let state = AppState::loading(&config, attestation);
         let local = listener.local_addr()?;
         state.set_bind_addresses(vec![local.to_string()]);
+        state.set_allowed_hosts(guard::AllowedHosts::new(&config, local));
         tracing::info!(addr = %local, "listening");
         Ok(Self { listener, state, config })
     }
@@ -110,36 +101,26 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests
-    /// up to the configured deadline to finish.
+    /// up to the configured deadline to finish. Connections are held to the configured
+    /// limits ([`ServeConfig::header_timeout`] and the rest).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let app = router(self.state.clone());
-        let triggered = Arc::new(tokio::sync::Notify::new());
-        let notify = triggered.clone();
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections; finishing in-flight requests");
-            notify.notify_one();
         };
-        // Streamed answers are many small writes; with Nagle's algorithm each one after the first
-        // waits for the client's delayed ACK (up to 40 ms on Linux). The criterion bench
-        // `http_path/stream_128_chunks/http` took 43 ms for 128 chunks without this.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
-            }
-        });
-        let server = axum::serve(listener, app).with_graceful_shutdown(signal).into_future();
-        let deadline = self.config.shutdown_deadline;
-        tokio::select! {
-            result = server => result.map_err(ServeError::Io),
-            _ = async { triggered.notified().await; tokio::time::sleep(deadline).await } => {
-                tracing::warn!(?deadline, "shutdown deadline passed; dropping unfinished requests");
-                Ok(())
-            }
-        }
+        conn::serve(
+            self.listener,
+            app,
+            self.config.conn_limits(),
+            signal,
+            self.config.shutdown_deadline,
+        )
+        .await
+        .map_err(ServeError::Io)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The router: routes, authentication, metrics, body limit and CORS.
+//! The router: routes, authentication, browser defences, metrics, body limit and CORS.
 
 use agentgen_core::openai::{ModelList, ModelObject};
 use axum::body::Body;
@@ -31,11 +31,26 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(state.inner.body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests));
-    if state.inner.cors {
-        app = app.layer(tower_http::cors::CorsLayer::permissive());
+        .layer(middleware::from_fn_with_state(state.clone(), crate::guard::check_request));
+    if let Some(cors) = cors_layer(&state.inner.cors_origins) {
+        // Outside the guard: a preflight (OPTIONS) from an allowed origin is answered here.
+        app = app.layer(cors);
     }
-    app.with_state(state)
+    app.layer(middleware::from_fn_with_state(state.clone(), count_requests)).with_state(state)
+}
+
+/// CORS for the configured origins (`*`: any), or none when no origin is configured.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    Some(CorsLayer::new().allow_origin(allow).allow_methods(Any).allow_headers(Any))
 }
 
 async fn no_route(uri: Uri) -> ApiError {
@@ -132,7 +147,13 @@ async fn get_model(
 async fn health(State(state): State<AppState>) -> Response {
     let load = state.inner.load.read().unwrap_or_else(|p| p.into_inner()).clone();
     match load {
-        Load::Ready(_) => {
+        Load::Ready(backend) => {
+            if let agentgen_core::BackendHealth::Unavailable { reason, retry_after } =
+                backend.health()
+            {
+                let wait = retry_after.unwrap_or(std::time::Duration::from_secs(5));
+                return ApiError::unavailable(reason, "backend_unavailable", wait).into_response();
+            }
             let busy = state.metrics().busy_slots();
             Json(json!({
                 "status": "ok",

@@ -11,7 +11,11 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use crate::attest::{hash_model, ModelAttestationSource, ModelDigest};
 use crate::config::{ServeConfig, ServeError};
 use crate::error::ApiError;
+use crate::guard::AllowedHosts;
 use crate::metrics::Metrics;
+
+/// Request bodies parsed at once (JSON, schema compilation) off the async workers.
+const PARSE_CONCURRENCY: usize = 4;
 
 /// Where the backend stands.
 #[derive(Clone)]
@@ -45,7 +49,12 @@ pub(crate) struct Inner {
     pub(crate) local_only: bool,
     pub(crate) model_aliases: Vec<String>,
     pub(crate) body_limit: usize,
-    pub(crate) cors: bool,
+    pub(crate) cors_origins: Vec<String>,
+    pub(crate) allowed_hosts: RwLock<AllowedHosts>,
+    pub(crate) queue_timeout: Duration,
+    pub(crate) request_limits: crate::wire::RequestLimits,
+    /// Bounds the request bodies parsed and checked at once on blocking threads.
+    pub(crate) parsing: Semaphore,
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) total_slots: usize,
     pub(crate) max_queue: usize,
@@ -82,7 +91,11 @@ impl AppState {
                 local_only: config.local_only,
                 model_aliases: config.model_aliases.clone(),
                 body_limit: config.body_limit_bytes,
-                cors: config.cors,
+                cors_origins: config.cors_origins.clone(),
+                allowed_hosts: RwLock::new(AllowedHosts::new(config, configured_addr(config))),
+                queue_timeout: config.queue_timeout,
+                request_limits: config.request_limits,
+                parsing: Semaphore::new(PARSE_CONCURRENCY),
                 slots: Arc::new(Semaphore::new(max_concurrent)),
                 total_slots: max_concurrent,
                 max_queue: config.max_queue,
@@ -169,7 +182,16 @@ impl AppState {
     /// The backend, or the 503 to answer while there is none.
     pub(crate) fn ready_backend(&self) -> Result<Arc<dyn ChatBackend>, ApiError> {
         match &*self.inner.load.read().unwrap_or_else(|p| p.into_inner()) {
-            Load::Ready(b) => Ok(b.clone()),
+            Load::Ready(b) => match b.health() {
+                agentgen_core::BackendHealth::Ready => Ok(b.clone()),
+                agentgen_core::BackendHealth::Unavailable { reason, retry_after } => {
+                    Err(ApiError::unavailable(
+                        reason,
+                        "backend_unavailable",
+                        retry_after.unwrap_or(Duration::from_secs(5)),
+                    ))
+                }
+            },
             Load::Loading => {
                 Err(ApiError::unavailable("Loading model", "model_loading", Duration::from_secs(5)))
             }
@@ -184,6 +206,16 @@ impl AppState {
     /// The server's metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// Sets the `Host` names accepted, once the bound address is known.
+    pub(crate) fn set_allowed_hosts(&self, hosts: AllowedHosts) {
+        *self.inner.allowed_hosts.write().unwrap_or_else(|p| p.into_inner()) = hosts;
+    }
+
+    /// The `Host` names accepted.
+    pub(crate) fn allowed_hosts(&self) -> AllowedHosts {
+        self.inner.allowed_hosts.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Records the addresses the server listens on (reported by `/v1/locality`).
@@ -215,18 +247,40 @@ impl AppState {
                     ));
                 }
                 let _waiting = QueueGuard(self.inner.metrics.clone());
-                self.inner.slots.clone().acquire_owned().await.map_err(|_| {
-                    ApiError::unavailable(
-                        "The server is shutting down",
-                        "shutting_down",
-                        Duration::from_secs(5),
-                    )
-                })?
+                let wait = self.inner.queue_timeout;
+                match tokio::time::timeout(wait, self.inner.slots.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_)) => {
+                        return Err(ApiError::unavailable(
+                            "The server is shutting down",
+                            "shutting_down",
+                            Duration::from_secs(5),
+                        ))
+                    }
+                    Err(_) => {
+                        return Err(ApiError::unavailable(
+                            format!("No generation slot came free within {wait:?}."),
+                            "queue_timeout",
+                            Duration::from_secs(5),
+                        ))
+                    }
+                }
             }
         };
         self.inner.metrics.busy().fetch_add(1, Ordering::AcqRel);
         Ok(SlotGuard { _permit: permit, metrics: self.inner.metrics.clone() })
     }
+}
+
+/// The address the config names, before binding (the `Host` check's first guess).
+fn configured_addr(config: &ServeConfig) -> std::net::SocketAddr {
+    let ip = config
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    std::net::SocketAddr::new(ip, config.port)
 }
 
 /// The `local_only` rule, the one place it is written: under `local_only` a backend whose

@@ -28,8 +28,34 @@ const UNSUPPORTED: &[(&str, Harmless)] = &[
     ("presence_penalty", |v| v.is_null() || v.as_f64() == Some(0.0)),
 ];
 
-/// Parses and checks a request body. Every problem is a 400 naming the field when it can.
+/// How much a request's tools may ask of the server (the README's limits table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Tools in one request. Default 128.
+    pub max_tools: usize,
+    /// Bytes of one schema (a tool's parameters or the response format), as compact JSON.
+    /// Default 64 KiB.
+    pub max_schema_bytes: usize,
+    /// Nesting depth of one schema. Default 32.
+    pub max_schema_depth: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self { max_tools: 128, max_schema_bytes: 64 * 1024, max_schema_depth: 32 }
+    }
+}
+
+/// Parses and checks a request body under the default [`RequestLimits`].
 pub fn parse_chat_request(body: &[u8]) -> Result<ChatCompletionRequest, ApiError> {
+    parse_chat_request_with(body, &RequestLimits::default())
+}
+
+/// Parses and checks a request body. Every problem is a 400 naming the field when it can.
+pub fn parse_chat_request_with(
+    body: &[u8],
+    limits: &RequestLimits,
+) -> Result<ChatCompletionRequest, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::invalid(format!(
             "We could not parse the JSON body of your request: {e}. The body must be a JSON object."
@@ -89,7 +115,7 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatCompletionRequest, ApiError
             return Err(err);
         }
     };
-    validate(&request)?;
+    validate(&request, limits)?;
     Ok(ChatCompletionRequest {
         request,
         stream: Some(stream),
@@ -140,9 +166,20 @@ fn offending_field(obj: &Map<String, Value>) -> Option<String> {
 }
 
 /// Checks what serde cannot: non-empty messages, tool names and schemas, tool choice, ranges.
-fn validate(req: &ChatRequest) -> Result<(), ApiError> {
+fn validate(req: &ChatRequest, limits: &RequestLimits) -> Result<(), ApiError> {
     if req.messages.is_empty() {
         return Err(ApiError::invalid_param("`messages` must not be empty.", "messages"));
+    }
+    if req.tools.len() > limits.max_tools {
+        return Err(ApiError::invalid_param(
+            format!(
+                "At most {} tools per request; this one has {}.",
+                limits.max_tools,
+                req.tools.len()
+            ),
+            "tools",
+        )
+        .with_code("too_many_tools"));
     }
     let mut names = std::collections::HashSet::new();
     for (i, tool) in req.tools.iter().enumerate() {
@@ -169,7 +206,8 @@ fn validate(req: &ChatRequest) -> Result<(), ApiError> {
                 format!("{param}.function.name"),
             ));
         }
-        check_schema(&tool.function.parameters, &format!("{param}.function.parameters"), true)?;
+        let schema_param = format!("{param}.function.parameters");
+        check_schema(&tool.function.parameters, &schema_param, true, limits)?;
     }
     match &req.tool_choice {
         Some(ToolChoice::Function(name)) if !names.contains(name.as_str()) => {
@@ -187,7 +225,7 @@ fn validate(req: &ChatRequest) -> Result<(), ApiError> {
         _ => {}
     }
     if let Some(ResponseFormat::JsonSchema { json_schema }) = &req.response_format {
-        check_schema(&json_schema.schema, "response_format.json_schema.schema", false)?;
+        check_schema(&json_schema.schema, "response_format.json_schema.schema", false, limits)?;
     }
     if let Some(t) = req.temperature {
         if !(0.0..=2.0).contains(&t) {
@@ -208,11 +246,32 @@ fn validate(req: &ChatRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_schema(schema: &Value, param: &str, must_be_object: bool) -> Result<(), ApiError> {
+fn check_schema(
+    schema: &Value,
+    param: &str,
+    must_be_object: bool,
+    limits: &RequestLimits,
+) -> Result<(), ApiError> {
     let Some(obj) = schema.as_object() else {
         return Err(ApiError::invalid_param("The schema must be a JSON object.", param)
             .with_code("invalid_schema"));
     };
+    let depth = json_depth(schema);
+    if depth > limits.max_schema_depth {
+        return Err(ApiError::invalid_param(
+            format!("The schema nests {depth} levels deep; at most {}.", limits.max_schema_depth),
+            param,
+        )
+        .with_code("schema_too_deep"));
+    }
+    let size = serde_json::to_vec(schema).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > limits.max_schema_bytes {
+        return Err(ApiError::invalid_param(
+            format!("The schema is {size} bytes; at most {}.", limits.max_schema_bytes),
+            param,
+        )
+        .with_code("schema_too_large"));
+    }
     if must_be_object {
         if let Some(t) = obj.get("type") {
             if t != "object" {
@@ -231,12 +290,54 @@ fn check_schema(schema: &Value, param: &str, must_be_object: bool) -> Result<(),
     Ok(())
 }
 
+/// How deep arrays and objects nest in `v` (a scalar is 0). Iterative: no recursion on
+/// hostile input.
+fn json_depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn err(body: &str) -> ApiError {
         parse_chat_request(body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn tool_count_schema_depth_and_size_are_bounded() {
+        let tool = |i: usize, schema: &Value| json!({"type": "function", "function": {"name": format!("t{i}"), "parameters": schema}});
+        let body = |tools: Vec<Value>| {
+            json!({"messages": [{"role": "user", "content": "x"}], "tools": tools}).to_string()
+        };
+        let flat = json!({"type": "object"});
+        let ok: Vec<Value> = (0..128).map(|i| tool(i, &flat)).collect();
+        assert!(parse_chat_request(body(ok).as_bytes()).is_ok());
+        let many: Vec<Value> = (0..129).map(|i| tool(i, &flat)).collect();
+        assert_eq!(err(&body(many)).code.as_deref(), Some("too_many_tools"));
+
+        let mut deep = json!({"type": "string"});
+        for _ in 0..20 {
+            deep = json!({"type": "object", "properties": {"a": deep}});
+        }
+        let e = err(&body(vec![tool(0, &deep)]));
+        assert_eq!(e.code.as_deref(), Some("schema_too_deep"));
+        assert_eq!(e.param.as_deref(), Some("tools[0].function.parameters"));
+
+        let props: Map<String, Value> =
+            (0..3000).map(|i| (format!("field_{i}"), json!({"type": "string"}))).collect();
+        let big = json!({"type": "object", "properties": props});
+        assert_eq!(err(&body(vec![tool(0, &big)])).code.as_deref(), Some("schema_too_large"));
     }
 
     #[test]

@@ -310,10 +310,11 @@ async fn cors_is_off_unless_asked() {
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.status(), 403, "a foreign origin is refused without CORS");
     assert!(!resp.headers().contains_key("access-control-allow-origin"));
     srv.stop().await.unwrap();
     let srv = TestServer::start(
-        ServeConfig { cors: true, ..ServeConfig::default() },
+        ServeConfig { cors_origins: vec!["http://example.test".into()], ..ServeConfig::default() },
         Arc::new(Scripted::local()),
         None,
     )

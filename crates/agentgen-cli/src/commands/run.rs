@@ -33,6 +33,7 @@ pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
         None => TeamSpec::builtin(),
     };
     let prepared = prepare(&spec, &args.backend, args.max_messages, args.yes, settings).await?;
+    let mut store_flag = None;
     let journal = match &args.session {
         Some(name) => {
             // The team file's text goes into the journal: resume rebuilds the same team even if
@@ -44,13 +45,18 @@ pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
                 ),
                 None => None,
             };
+            let team_store = args.team.as_deref().and_then(|p| spec.session_store(p));
+            let store = sessions::store_path(&args.store, team_store);
+            store_flag = sessions::store_flag(&store);
             let meta = SessionMeta { team, max_messages: args.max_messages };
             let meta = serde_json::to_value(meta).map_err(|e| CliError::Failed(e.to_string()))?;
-            Some(Journal::create(sessions::open_store(&args.store)?, name, meta)?)
+            let store = sessions::open_store(&store, spec.session.durability)?;
+            Some(Journal::create(store, name, meta)?)
         }
         None => None,
     };
-    prepared.finish(args.task.as_str().into(), journal, args.json).await
+    let result = prepared.finish(args.task.as_str().into(), journal, args.json).await;
+    result.map_err(|e| e.with_store(store_flag))
 }
 
 /// What a journaled run needs to build its team again on resume.
@@ -192,7 +198,7 @@ pub async fn drive(
             Ok(StreamItem::Event(event)) => printer.event(&event),
             Ok(StreamItem::Done(result)) => printer.summary(&result, started.elapsed()),
             Err(AgentError::Cancelled) => {
-                outcome = Err(CliError::Interrupted { session: session.clone() });
+                outcome = Err(CliError::Interrupted { session: session.clone(), store: None });
                 break;
             }
             Err(e) => {

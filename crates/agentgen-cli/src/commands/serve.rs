@@ -41,8 +41,11 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> CliResult {
         api_key: settings.server.api_key.as_ref().map(|k| k.expose().to_owned()),
         local_only: settings.server.local_only,
         sealed: args.sealed || settings.server.local_only,
+        cors_origins: args.cors_origins.clone(),
+        allowed_hosts: args.allowed_hosts.clone(),
         ..ServeConfig::default()
     };
+    let config = with_limits(config, &settings.server)?;
     let sealed = config.sealed;
     let server = Server::bind(config, attestation).await.map_err(|e| match e {
         ServeError::NonLoopbackWithoutKey { .. }
@@ -97,6 +100,37 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> CliResult {
         }
         err = load => Err(err),
     }
+}
+
+/// The server config with the `[server]` limits that are set.
+#[cfg(feature = "server")]
+fn with_limits(
+    mut config: agentgen_server::ServeConfig,
+    limits: &crate::config::ServerSettings,
+) -> Result<agentgen_server::ServeConfig, CliError> {
+    use std::time::Duration;
+    let seconds = |name: &str, value: Option<f64>, into: &mut Duration| -> Result<(), CliError> {
+        if let Some(s) = value {
+            *into = Duration::try_from_secs_f64(s).map_err(|_| {
+                CliError::Config(format!("[server] {name} = {s}: not a number of seconds"))
+            })?;
+        }
+        Ok(())
+    };
+    seconds("header_timeout_s", limits.header_timeout_s, &mut config.header_timeout)?;
+    seconds("body_timeout_s", limits.body_timeout_s, &mut config.body_timeout)?;
+    seconds("idle_timeout_s", limits.idle_timeout_s, &mut config.idle_timeout)?;
+    seconds("queue_timeout_s", limits.queue_timeout_s, &mut config.queue_timeout)?;
+    seconds(
+        "write_stall_timeout_s",
+        limits.write_stall_timeout_s,
+        &mut config.write_stall_timeout,
+    )?;
+    config.max_connections = limits.max_connections.unwrap_or(config.max_connections);
+    config.max_queue = limits.max_queue.unwrap_or(config.max_queue);
+    config.body_limit_bytes = limits.body_limit_bytes.unwrap_or(config.body_limit_bytes);
+    config.validate().map_err(|e| CliError::Config(format!("[server]: {e}")))?;
+    Ok(config)
 }
 
 /// A status line on stdout; a closed stdout must not stop the server.

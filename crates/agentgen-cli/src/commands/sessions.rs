@@ -12,58 +12,81 @@ use crate::cli::{ResumeArgs, SessionsAction, SessionsArgs, StoreArgs};
 use crate::commands::run::{agent_error, prepare, SessionMeta};
 use crate::config::Settings;
 use crate::error::{CliError, CliResult};
-use crate::team::TeamSpec;
+use crate::team::{DurabilitySpec, TeamSpec};
 
-/// The store file: `--store`, else `sessions.sqlite` in the home the model cache uses
-/// (`$AGENTGEN_HOME`, or `agentgen` under the platform cache directory).
-pub fn store_path(args: &StoreArgs) -> PathBuf {
-    if let Some(path) = &args.store {
-        return path.clone();
+/// The store file: `--store` (or `AGENTGEN_SESSIONS`), else the one the team file's `[session]`
+/// names, else `sessions.sqlite` in the home the model cache uses (`$AGENTGEN_HOME`, or
+/// `agentgen` under the platform cache directory).
+pub fn store_path(args: &StoreArgs, team_store: Option<PathBuf>) -> PathBuf {
+    if let Some(path) = args.store.clone().or(team_store) {
+        return path;
     }
+    default_store()
+}
+
+fn default_store() -> PathBuf {
     let models = ModelCache::from_env().path_for("");
     let home = models.parent().unwrap_or(Path::new("."));
     home.join("sessions.sqlite")
 }
 
-/// Opens the session store.
+/// What `agentgen resume` needs besides the name to find a session in `store`: nothing for the
+/// default store, else `--store PATH` (absolute).
+pub fn store_flag(store: &Path) -> Option<PathBuf> {
+    (store != default_store()).then(|| std::path::absolute(store).unwrap_or(store.to_owned()))
+}
+
+/// Opens the session store at `path`, syncing each record as `durability` says.
 #[cfg(feature = "journal")]
-pub fn open_store(args: &StoreArgs) -> CliResult<Arc<dyn RunStore>> {
-    Ok(Arc::new(agentgen_journal::SqliteStore::open(&store_path(args))?))
+pub fn open_store(path: &Path, durability: DurabilitySpec) -> CliResult<Arc<dyn RunStore>> {
+    use agentgen_journal::{Durability, SqliteStore};
+    let durability = match durability {
+        DurabilitySpec::PowerLoss => Durability::PowerLoss,
+        DurabilitySpec::ProcessCrash => Durability::ProcessCrash,
+    };
+    Ok(Arc::new(SqliteStore::open_with(path, durability)?))
 }
 
 /// Sessions need the `journal` feature.
 #[cfg(not(feature = "journal"))]
-pub fn open_store(_args: &StoreArgs) -> CliResult<Arc<dyn RunStore>> {
+pub fn open_store(_path: &Path, _durability: DurabilitySpec) -> CliResult<Arc<dyn RunStore>> {
     Err(CliError::FeatureMissing { feature: "journal", what: "feature, which sessions need" })
 }
 
 /// Runs `agentgen resume NAME`: rebuilds the session's team, restores its last committed turn,
 /// prints the conversation so far and runs on from there.
+/// The session is read from `--store` or the default store; the journaled team file's
+/// `[session] durability` applies to the records the resumed run writes.
 pub async fn resume(args: &ResumeArgs, settings: &Settings) -> CliResult {
-    let store = open_store(&args.store)?;
-    let recovered = Recovered::open(store, &args.name)?;
+    let path = store_path(&args.store, None);
+    let recovered = Recovered::open(open_store(&path, DurabilitySpec::default())?, &args.name)?;
     let meta: SessionMeta = serde_json::from_value(recovered.meta().clone())
         .map_err(|e| CliError::Failed(format!("session `{}`: {e}", args.name)))?;
     let spec = match &meta.team {
         Some(text) => TeamSpec::parse(text, Path::new(&format!("<team of {}>", args.name)))?,
         None => TeamSpec::builtin(),
     };
+    let recovered = match spec.session.durability {
+        DurabilitySpec::PowerLoss => recovered,
+        other => Recovered::open(open_store(&path, other)?, &args.name)?,
+    };
     let mut prepared = prepare(&spec, &args.backend, meta.max_messages, args.yes, settings).await?;
     let (journal, task) = recovered.restore(prepared.team.as_mut()).await.map_err(agent_error)?;
-    prepared.finish(task, Some(journal), args.json).await
+    let result = prepared.finish(task, Some(journal), args.json).await;
+    result.map_err(|e| e.with_store(store_flag(&path)))
 }
 
 /// Runs `agentgen sessions`.
 pub fn sessions(args: &SessionsArgs) -> CliResult {
-    let store = open_store(&args.store)?;
+    let path = store_path(&args.store, None);
+    let store = open_store(&path, DurabilitySpec::default())?;
     let mut out = std::io::stdout().lock();
     let io = |e| CliError::io("writing to stdout", e);
     match &args.action {
         None | Some(SessionsAction::List) => {
             let list = store.sessions()?;
             if list.is_empty() {
-                writeln!(out, "no sessions in {}", store_path(&args.store).display())
-                    .map_err(io)?;
+                writeln!(out, "no sessions in {}", path.display()).map_err(io)?;
             }
             for s in list {
                 let state = match s.last_kind.as_str() {
@@ -107,6 +130,7 @@ pub fn show(entries: &[Entry]) -> Vec<String> {
             JournalRecord::ModelAnswer { agent, response } => {
                 format!("  ({agent}'s model answered, {} tool calls)", response.tool_calls().len())
             }
+            JournalRecord::UserInput { agent, text } => format!("  ({agent} typed: {text})"),
             JournalRecord::ToolStarted { call, .. } => {
                 format!("  tool {}({}) started", call.function.name, call.function.arguments)
             }
@@ -196,8 +220,12 @@ mod tests {
     #[test]
     fn the_store_is_the_flag_or_next_to_the_model_cache() {
         let flag = StoreArgs { store: Some(PathBuf::from("x.sqlite")) };
-        assert_eq!(store_path(&flag), PathBuf::from("x.sqlite"));
-        let default = store_path(&StoreArgs::default());
+        let team = PathBuf::from("team.sqlite");
+        assert_eq!(store_path(&flag, Some(team.clone())), PathBuf::from("x.sqlite"));
+        assert_eq!(store_path(&StoreArgs::default(), Some(team.clone())), team);
+        let default = store_path(&StoreArgs::default(), None);
+        assert_eq!(store_flag(&default), None, "the default store needs no flag");
+        assert!(store_flag(Path::new("x.sqlite")).unwrap().is_absolute());
         assert_eq!(default.file_name().unwrap(), "sessions.sqlite");
         let models = ModelCache::from_env().path_for("");
         assert_eq!(default.parent(), models.parent());

@@ -2,6 +2,12 @@
 //! messages it receives, each in a sandboxed subprocess (see [`crate::sandbox`]), with a
 //! timeout, an output cap and an approval policy the caller must choose, and answers with exit
 //! codes and output.
+//!
+//! In a journaled run each block is journaled like a call of a tool that is not idempotent
+//! (named [`CODE_BLOCK_CALL`]): its start before it runs, its report after. On resume a block
+//! whose report is journaled is not run again, and one that was started without a report
+//! answers [`INTERRUPTED`] instead of running twice. A refusal is journaled too, so the
+//! person is not asked again.
 
 use std::fmt;
 use std::path::Path;
@@ -15,8 +21,13 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{parse_state, to_state, AgentError, ChatAgent, Response};
-use crate::events::{AgentMessage, EventSink};
+use crate::events::{AgentMessage, EventSink, ToolResult};
+use crate::journal::{Journal, ToolReplay, INTERRUPTED};
+use crate::message::ToolCall;
 use crate::sandbox::{Sandbox, SandboxError, SandboxPolicy};
+
+/// The tool name a code block's run is journaled under.
+pub const CODE_BLOCK_CALL: &str = "code_block";
 
 /// A fenced code block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +129,7 @@ pub struct CodeExecutorAgent {
     output_cap: usize,
     approval: ApprovalPolicy,
     counter: u64,
+    turns: u64,
 }
 
 impl fmt::Debug for CodeExecutorAgent {
@@ -136,6 +148,9 @@ impl fmt::Debug for CodeExecutorAgent {
 #[derive(Serialize, Deserialize)]
 struct ExecutorState {
     counter: u64,
+    /// Turns answered (names the journaled block calls); absent in older saved states.
+    #[serde(default)]
+    turns: u64,
 }
 
 impl CodeExecutorAgent {
@@ -151,6 +166,7 @@ impl CodeExecutorAgent {
             output_cap: 16 * 1024,
             approval,
             counter: 0,
+            turns: 0,
         }
     }
 
@@ -191,21 +207,26 @@ impl CodeExecutorAgent {
         block: &CodeBlock,
         cancel: &CancellationToken,
     ) -> Result<CodeOutcome, AgentError> {
-        let mut outcome = CodeOutcome {
-            language: block.language.clone(),
-            exit_code: None,
-            output: String::new(),
-            truncated: false,
-            total_bytes: 0,
-            timed_out: false,
-            rejected: false,
-        };
-        if let ApprovalPolicy::Ask(approve) = &self.approval {
-            if !approve(block.clone()).await {
-                outcome.rejected = true;
-                return Ok(outcome);
-            }
+        if !self.approves(block).await {
+            return Ok(CodeOutcome { rejected: true, ..CodeOutcome::new(block) });
         }
+        self.run_approved(block, cancel).await
+    }
+
+    /// Whether the approval policy lets `block` run.
+    async fn approves(&self, block: &CodeBlock) -> bool {
+        match &self.approval {
+            ApprovalPolicy::RunWithoutAsking => true,
+            ApprovalPolicy::Ask(approve) => approve(block.clone()).await,
+        }
+    }
+
+    async fn run_approved(
+        &mut self,
+        block: &CodeBlock,
+        cancel: &CancellationToken,
+    ) -> Result<CodeOutcome, AgentError> {
+        let mut outcome = CodeOutcome::new(block);
         let (program, ext) = interpreter(&block.language).ok_or_else(|| {
             AgentError::CodeExecution(format!("unsupported language `{}`", block.language))
         })?;
@@ -236,6 +257,57 @@ impl CodeExecutorAgent {
             Err(e) => return Err(e.into()),
         }
         Ok(outcome)
+    }
+
+    /// Block `index` of this turn in a journaled run: its journaled report, [`INTERRUPTED`]
+    /// when it was started before a stop and has none, else asked for, journaled as started,
+    /// run, and its report journaled.
+    async fn execute_journaled(
+        &mut self,
+        journal: &Journal,
+        index: usize,
+        block: &CodeBlock,
+        cancel: &CancellationToken,
+    ) -> Result<String, AgentError> {
+        let args = serde_json::to_string(block).map_err(|e| AgentError::State(e.to_string()))?;
+        let id = format!("{}-{}-{}", self.name, self.turns, index + 1);
+        let call = ToolCall::new(id.clone(), CODE_BLOCK_CALL, args);
+        let result = |content: String| ToolResult {
+            call_id: id.clone(),
+            name: CODE_BLOCK_CALL.to_owned(),
+            content,
+            is_error: false,
+        };
+        let outcome = match journal.tool_replay(&id) {
+            ToolReplay::Done(done) => return Ok(done.content),
+            ToolReplay::Interrupted => {
+                ToolResult { is_error: true, ..result(INTERRUPTED.to_owned()) }
+            }
+            ToolReplay::Fresh if self.approves(block).await => {
+                journal.tool_started(&self.name, &call)?;
+                result(self.run_approved(block, cancel).await?.report())
+            }
+            ToolReplay::Fresh => {
+                result(CodeOutcome { rejected: true, ..CodeOutcome::new(block) }.report())
+            }
+        };
+        journal.tool_finished(&self.name, &outcome)?;
+        Ok(outcome.content)
+    }
+}
+
+impl CodeOutcome {
+    /// Not run (yet).
+    fn new(block: &CodeBlock) -> Self {
+        Self {
+            language: block.language.clone(),
+            exit_code: None,
+            output: String::new(),
+            truncated: false,
+            total_bytes: 0,
+            timed_out: false,
+            rejected: false,
+        }
     }
 }
 
@@ -282,8 +354,9 @@ impl ChatAgent for CodeExecutorAgent {
         &mut self,
         messages: &[AgentMessage],
         cancel: CancellationToken,
-        _sink: &EventSink,
+        sink: &EventSink,
     ) -> Result<Response, AgentError> {
+        self.turns += 1;
         let blocks: Vec<CodeBlock> =
             messages.iter().flat_map(|m| extract_code_blocks(&m.content)).collect();
         let (runnable, skipped): (Vec<_>, Vec<_>) =
@@ -300,8 +373,11 @@ impl ChatAgent for CodeExecutorAgent {
             return Ok(Response::new(AgentMessage::text(self.name.clone(), text)));
         }
         let mut reports = Vec::new();
-        for block in &runnable {
-            reports.push(self.execute(block, &cancel).await?.report());
+        for (i, block) in runnable.iter().enumerate() {
+            reports.push(match sink.journal() {
+                Some(journal) => self.execute_journaled(journal, i, block, &cancel).await?,
+                None => self.execute(block, &cancel).await?.report(),
+            });
         }
         Ok(Response::new(AgentMessage::text(self.name.clone(), reports.join("\n\n"))))
     }
@@ -311,12 +387,13 @@ impl ChatAgent for CodeExecutorAgent {
     }
 
     async fn save_state(&self) -> Result<Value, AgentError> {
-        to_state(&ExecutorState { counter: self.counter })
+        to_state(&ExecutorState { counter: self.counter, turns: self.turns })
     }
 
     async fn load_state(&mut self, state: Value) -> Result<(), AgentError> {
         let state: ExecutorState = parse_state(&self.name, state)?;
         self.counter = state.counter;
+        self.turns = state.turns;
         Ok(())
     }
 }

@@ -63,13 +63,22 @@ impl ChatAgent for UserProxyAgent {
         &mut self,
         messages: &[AgentMessage],
         cancel: CancellationToken,
-        _sink: &EventSink,
+        sink: &EventSink,
     ) -> Result<Response, AgentError> {
+        // In a journaled run an answer is journaled once given; a resumed turn reads it back
+        // instead of asking again.
+        let journal = sink.journal();
+        if let Some(answer) = journal.and_then(|j| j.replayed_input(&self.name)) {
+            return Ok(Response::new(AgentMessage::text(self.name.clone(), answer)));
+        }
         let prompt = messages.last().map(|m| m.content.clone()).unwrap_or_default();
         let input = Arc::clone(&self.input);
         let answer =
             cancellable(&cancel, async move { input(prompt).await.map_err(AgentError::Input) })
                 .await?;
+        if let Some(j) = journal {
+            j.user_input(&self.name, &answer)?;
+        }
         Ok(Response::new(AgentMessage::text(self.name.clone(), answer)))
     }
 

@@ -24,6 +24,9 @@ pub(crate) enum Command {
     Tokenize { segments: Vec<PromptSegment>, reply: oneshot::Sender<Vec<Vec<i32>>> },
     /// Build llguidance's view of the vocabulary.
     TokEnv { reply: oneshot::Sender<toktrie::TokEnv> },
+    /// Panic on the inference thread (tests of the supervisor).
+    #[cfg(feature = "fault-injection")]
+    Panic,
 }
 
 /// One generation request.

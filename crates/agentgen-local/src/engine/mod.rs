@@ -11,12 +11,12 @@ mod job;
 mod lookup;
 mod sampling;
 mod scheduler;
+mod supervisor;
 mod text;
 mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,6 +35,9 @@ pub use sampling::GenerateOptions;
 use crate::error::LocalError;
 use crate::format::{ChatFormat, FormatOptions, PromptSegment, DEFAULT_GRAMMAR_CACHE_BYTES};
 use job::{Command, Event, Job, SharedStats};
+
+/// Requests prepared at once on blocking threads (see [`LocalBackend`]'s `prepare`).
+const PREPARE_CONCURRENCY: usize = 4;
 
 /// The context size used when the config leaves it open: the model's trained context, capped
 /// here so the KV cache stays a modest amount of memory.
@@ -79,8 +82,11 @@ pub struct LocalConfig {
     pub lookup_max_draft: usize,
 }
 
-/// Default [`LocalConfig::lookup_max_draft`].
-pub const DEFAULT_LOOKUP_MAX_DRAFT: usize = 16;
+/// Default [`LocalConfig::lookup_max_draft`]: off. Lookup keeps greedy output identical on
+/// the edits tested, but llama.cpp can compute a multi-token verify batch with other kernels
+/// than a one-token step, and on a near tie that can flip a greedy choice; until that is ruled
+/// out, lookup is opt-in (16 is a good value).
+pub const DEFAULT_LOOKUP_MAX_DRAFT: usize = 0;
 
 /// Default [`LocalConfig::max_stop_strings`].
 pub const DEFAULT_MAX_STOP_STRINGS: usize = 16;
@@ -217,7 +223,9 @@ pub struct LocalBackend {
 }
 
 struct Inner {
-    commands: Sender<Command>,
+    engine: Arc<supervisor::EngineLink>,
+    /// Bounds the requests prepared at once (template render, schema checks) on blocking threads.
+    preparing: tokio::sync::Semaphore,
     info: BackendInfo,
     config: LocalConfig,
     model_size: u64,
@@ -256,7 +264,11 @@ impl LocalBackend {
         let model_size = std::fs::metadata(&config.model_path).map(|m| m.len()).unwrap_or(0);
         let threads = config.threads.unwrap_or_else(num_cpus::get_physical);
         let stats = Arc::new(SharedStats::default());
-        let (commands, info) = worker::spawn(config.clone(), threads, Arc::clone(&stats))?;
+        let (commands, info, thread) = worker::spawn(config.clone(), threads, Arc::clone(&stats))?;
+        let engine = Arc::new(supervisor::EngineLink::new(commands));
+        let restart =
+            supervisor::Restart { config: config.clone(), threads, stats: Arc::clone(&stats) };
+        supervisor::watch(Arc::downgrade(&engine), thread, restart);
         let template = info.chat_template.as_deref().unwrap_or_else(|| {
             tracing::warn!("the model has no chat template; using ChatML");
             FALLBACK_TEMPLATE
@@ -285,7 +297,8 @@ impl LocalBackend {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                commands,
+                engine,
+                preparing: tokio::sync::Semaphore::new(PREPARE_CONCURRENCY),
                 info: backend_info,
                 config,
                 model_size,
@@ -445,7 +458,40 @@ impl LocalBackend {
     }
 
     fn send(&self, cmd: Command) -> Result<(), BackendError> {
-        self.inner.commands.send(cmd).map_err(|_| LocalError::EngineGone.into())
+        self.inner.engine.send(cmd).map_err(|_| LocalError::EngineGone.into())
+    }
+
+    /// Times the inference thread was restarted after a crash since load.
+    pub fn engine_restarts(&self) -> u64 {
+        self.inner.engine.restarts()
+    }
+
+    /// Makes the inference thread panic, as a bug in it would: for tests of the supervisor.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn inject_engine_panic(&self) -> Result<(), BackendError> {
+        self.send(Command::Panic)
+    }
+
+    /// Renders and checks a request on a blocking thread (template rendering and schema
+    /// compilation can take a while on a crafted request), at most
+    /// [`PREPARE_CONCURRENCY`] at once.
+    async fn prepare(
+        &self,
+        req: ChatRequest,
+    ) -> Result<(ChatRequest, chat::Prepared), BackendError> {
+        let _permit = self
+            .inner
+            .preparing
+            .acquire()
+            .await
+            .map_err(|_| BackendError::from(LocalError::EngineGone))?;
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            chat::prepare(&inner.format, &inner.config, &req).map(|prepared| (req, prepared))
+        })
+        .await
+        .map_err(|e| BackendError::Internal(format!("preparing the request: {e}")))?
     }
 
     /// A matcher for this grammar, built against the model's vocabulary.
@@ -510,8 +556,12 @@ impl ChatBackend for LocalBackend {
         &self.inner.info
     }
 
+    fn health(&self) -> agentgen_core::BackendHealth {
+        self.inner.engine.health()
+    }
+
     async fn complete(&self, req: ChatRequest) -> Result<ChatResponse, BackendError> {
-        let prepared = chat::prepare(&self.inner.format, &self.inner.config, &req)?;
+        let (req, prepared) = self.prepare(req).await?;
         let generation = self
             .generate(prepared.prompt.clone(), prepared.options.clone(), prepared.grammar.clone())
             .await?;
@@ -526,7 +576,7 @@ impl ChatBackend for LocalBackend {
     }
 
     async fn stream(&self, req: ChatRequest) -> Result<ChatStream, BackendError> {
-        let prepared = chat::prepare(&self.inner.format, &self.inner.config, &req)?;
+        let (req, prepared) = self.prepare(req).await?;
         let events = self
             .submit(prepared.prompt.clone(), prepared.options.clone(), prepared.grammar.clone())
             .await?;

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -39,15 +40,15 @@ pub(crate) fn spawn(
     config: LocalConfig,
     threads: usize,
     stats: Arc<SharedStats>,
-) -> Result<(Sender<Command>, LoadInfo), LocalError> {
+) -> Result<(Sender<Command>, LoadInfo, JoinHandle<()>), LocalError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name("agentgen-llama".into())
         .spawn(move || run(&config, threads, &rx, &ready_tx, &stats))
         .map_err(|e| LocalError::Context(format!("cannot start the inference thread: {e}")))?;
     match ready_rx.recv() {
-        Ok(Ok(info)) => Ok((tx, info)),
+        Ok(Ok(info)) => Ok((tx, info, handle)),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(LocalError::EngineGone),
     }
@@ -237,5 +238,7 @@ fn handle(scheduler: &mut Scheduler<'_>, model: &LlamaModel, cmd: Command) {
             );
             let _ = reply.send(env);
         }
+        #[cfg(feature = "fault-injection")]
+        Command::Panic => panic!("a fault injected by a test"),
     }
 }

@@ -46,6 +46,7 @@ impl Drop for DropProbe {
 /// - `overflow` → `ContextOverflow`; `badschema` → `InvalidRequest`;
 /// - `tool` → a call of `add` with `{"a":2,"b":3}`; after a tool result, says `the answer is <result>`;
 /// - `wait` → waits for the gate (non-stream) or, streamed, sends `partial` then waits forever;
+/// - `flood`, streamed → 1 KiB chunks for as long as the client reads;
 /// - anything else → `echo: <text>`, streamed word by word.
 pub struct Scripted {
     pub info: BackendInfo,
@@ -182,10 +183,12 @@ impl ChatBackend for Scripted {
             v
         };
         let hang = text.contains("wait");
+        let flood = text.contains("flood");
         Ok(Box::pin(ScriptStream {
             chunks: chunks.into_iter().map(Ok).collect(),
             hang,
-            _probe: DropProbe { probe: self.probe.clone(), finished: !hang },
+            flood,
+            _probe: DropProbe { probe: self.probe.clone(), finished: !hang && !flood },
         }))
     }
 }
@@ -193,12 +196,17 @@ impl ChatBackend for Scripted {
 struct ScriptStream {
     chunks: std::collections::VecDeque<Result<ChatChunk, BackendError>>,
     hang: bool,
+    /// Never ends: 1 KiB of text per chunk for as long as it is read.
+    flood: bool,
     _probe: DropProbe,
 }
 
 impl Stream for ScriptStream {
     type Item = Result<ChatChunk, BackendError>;
     fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.flood {
+            return Poll::Ready(Some(Ok(ChatChunk::text("x".repeat(1024)))));
+        }
         match self.chunks.pop_front() {
             Some(c) => Poll::Ready(Some(c)),
             None if self.hang => Poll::Pending,
