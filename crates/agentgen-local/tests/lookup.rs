@@ -143,6 +143,7 @@ async fn sampling_with_a_seed_draws_the_same_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "batch composition depends on timing, and llama.cpp may compute a bigger batch with             other kernels: run with --ignored to check identity under batching"]
 async fn concurrent_requests_draft_while_batched_together() {
     let Some(backend) = engine() else { return };
     let _alone = ALONE.lock().await;
