@@ -157,7 +157,7 @@ fn results(entries: &[Entry]) -> Vec<agentgen_core::ToolResult> {
 #[test]
 fn sigkill_at_ten_points_then_resume() {
     let Some(model) = agentgen_models::cache::model_for_tests() else { return };
-    const TURNS: usize = 6;
+    const TURNS: usize = 8;
     const SESSION: &str = "k";
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
@@ -165,11 +165,12 @@ fn sigkill_at_ten_points_then_resume() {
     let seed = std::env::var("AGENTGEN_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(17);
     println!("kill seed {seed} (AGENTGEN_KILL_SEED)");
     let mut rng = Rng(seed);
-    // Ten distinct record counts to kill at, spread over the run (2 + 5 per turn + 1 records,
-    // more when the model makes two calls in one answer), leaving room for overshoot.
+    // Ten distinct record counts to kill at, among the first 22 records of the run (2 + 5 per
+    // turn + 1 records, more when the model makes two calls in one answer): each kill may land
+    // a few records past its count, so the last ~20 records are room for that overshoot.
     let mut targets = Vec::new();
     while targets.len() < 10 {
-        let t = 3 + rng.below(5 * TURNS as u64 - 10);
+        let t = 3 + rng.below(20);
         if !targets.contains(&t) {
             targets.push(t);
         }
@@ -220,9 +221,18 @@ fn sigkill_at_ten_points_then_resume() {
         to_progress[to_progress.len() - 1]
     );
     let t = Instant::now();
-    let mut last = spawn(dir, &model, None, SESSION, 10);
-    let status = finish(&mut last);
-    assert!(status.success(), "the last resume failed: {status}\n{}", logs(dir, 10));
+    // The last kill may land after the run finished on its own (it waits up to 300 ms past
+    // its record): then there is nothing left to resume.
+    let done = store
+        .records(SESSION)
+        .unwrap()
+        .last()
+        .is_some_and(|e| matches!(e.record, JournalRecord::Finished { .. }));
+    if !done {
+        let mut last = spawn(dir, &model, None, SESSION, 10);
+        let status = finish(&mut last);
+        assert!(status.success(), "the last resume failed: {status}\n{}", logs(dir, 10));
+    }
     println!("last resume ran {:?}; the whole test {:?}", t.elapsed(), started.elapsed());
 
     let entries = store.records(SESSION).unwrap();
@@ -275,7 +285,14 @@ fn sigkill_at_ten_points_then_resume() {
     assert!(orphans <= interrupted, "{orphans} lines no result reports, {interrupted} cut calls");
     let cut_at_tool = kills.iter().filter(|(_, k)| k == "tool_started").count();
     assert!(cut_at_tool >= 1, "no kill landed while a tool ran: {kills:?}");
-    assert_eq!(interrupted, cut_at_tool, "each call cut by a kill is answered INTERRUPTED");
+    // Each call cut by a kill is answered INTERRUPTED. A kill seen at `tool_started` cut one;
+    // when the model asked for two calls in one answer, a kill just after the first one's
+    // result cuts the second although the last record is a result: so at least the former,
+    // and at most one per kill.
+    assert!(
+        (cut_at_tool..=kills.len()).contains(&interrupted),
+        "{interrupted} calls answered INTERRUPTED, {cut_at_tool} kills seen at tool_started"
+    );
     println!(
         "{} completed calls, {interrupted} cut and not re-run, {} lines in the file",
         reported.len(),
