@@ -59,6 +59,11 @@ impl SseParser {
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<SseEvent>, SseError> {
         let mut events = Vec::new();
         let mut rest = chunk;
+        // An empty chunk must not end the wait for the `\n` of a `\r\n` cut across chunks
+        // (found by the fuzz target: a cut that fell twice on one `\r` split an event in two).
+        if rest.is_empty() {
+            return Ok(events);
+        }
         if self.after_cr {
             self.after_cr = false;
             if let Some(stripped) = rest.strip_prefix(b"\n") {
@@ -146,6 +151,15 @@ impl SseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_chunk_between_cr_and_lf_keeps_them_one_line_ending() {
+        let mut p = SseParser::new();
+        let mut events = p.feed(b"data: a\r").unwrap();
+        events.extend(p.feed(b"").unwrap());
+        events.extend(p.feed(b"\ndata: b\n\n").unwrap());
+        assert_eq!(data(&events), ["a\nb"]);
+    }
 
     fn data(events: &[SseEvent]) -> Vec<&str> {
         events.iter().map(|e| e.data.as_str()).collect()
