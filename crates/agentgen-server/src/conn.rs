@@ -149,12 +149,14 @@ fn service(
     })
 }
 
-/// Writes a short 503 to a connection over the limit and closes it.
+/// Writes a short 503 (the API's usual error JSON) to a connection over the limit and closes it.
 async fn refuse(mut tcp: TcpStream, max: usize) {
-    let body = format!(
-        "{{\"error\":{{\"message\":\"The server has {max} connections open, its limit.\",\
-         \"type\":\"server_error\",\"param\":null,\"code\":\"too_many_connections\"}}}}"
+    let error = crate::error::ApiError::unavailable(
+        format!("The server has {max} connections open, its limit."),
+        "too_many_connections",
+        Duration::from_secs(1),
     );
+    let body = error.body().to_string();
     let resp = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
          connection: close\r\ncontent-length: {}\r\n\r\n{body}",
@@ -250,14 +252,24 @@ impl GuardedIo {
         }
     }
 
-    /// After a write returned `Pending`: fails once the stall timer has run out.
-    fn stalled(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+    /// A write's outcome under the stall limit: progress resets the timer; `Pending` starts it,
+    /// and fails the write once it has run out.
+    fn after_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if polled.is_ready() {
+            self.stall = None;
+            return polled;
+        }
         let limit = self.write_stall_timeout;
         let timer = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        timer.as_mut().poll(cx).is_ready().then(|| {
-            tracing::info!(?limit, "client stopped reading; closing its connection");
-            io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")
-        })
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        tracing::info!(?limit, "client stopped reading; closing its connection");
+        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")))
     }
 }
 
@@ -299,14 +311,8 @@ impl AsyncWrite for GuardedIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.tcp).poll_write(cx, buf) {
-            Poll::Ready(r) => {
-                this.stall = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => this.stalled(cx).map_or(Poll::Pending, |e| Poll::Ready(Err(e))),
-        }
+        let polled = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        self.after_write(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -314,14 +320,8 @@ impl AsyncWrite for GuardedIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                this.stall = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => this.stalled(cx).map_or(Poll::Pending, |e| Poll::Ready(Err(e))),
-        }
+        let polled = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        self.after_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use crate::attest::Attestation;
 use crate::chat::{chat_completions, model_matches};
 use crate::error::ApiError;
-use crate::state::{AppState, Load};
+use crate::state::AppState;
 
 /// The API as an axum router over this state.
 pub fn router(state: AppState) -> Router {
@@ -145,28 +145,17 @@ async fn get_model(
 }
 
 async fn health(State(state): State<AppState>) -> Response {
-    let load = state.inner.load.read().unwrap_or_else(|p| p.into_inner()).clone();
-    match load {
-        Load::Ready(backend) => {
-            if let agentgen_core::BackendHealth::Unavailable { reason, retry_after } =
-                backend.health()
-            {
-                let wait = retry_after.unwrap_or(std::time::Duration::from_secs(5));
-                return ApiError::unavailable(reason, "backend_unavailable", wait).into_response();
-            }
-            let busy = state.metrics().busy_slots();
-            Json(json!({
-                "status": "ok",
-                "slots_idle": state.inner.total_slots.saturating_sub(busy),
-                "slots_processing": busy,
-            }))
-            .into_response()
-        }
-        _ => match state.ready_backend() {
-            Err(e) => e.into_response(),
-            Ok(_) => StatusCode::OK.into_response(),
-        },
+    // Loading, failed to load, or a backend that says it is down: the same 503 a request gets.
+    if let Err(e) = state.ready_backend() {
+        return e.into_response();
     }
+    let busy = state.metrics().busy_slots();
+    Json(json!({
+        "status": "ok",
+        "slots_idle": state.inner.total_slots.saturating_sub(busy),
+        "slots_processing": busy,
+    }))
+    .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
