@@ -8,12 +8,15 @@
 //! - `bench`: the end-to-end benchmark (`benches` package, binary `agentgen-bench`).
 //! - `check-features`: the CLI's `groq` and `local` feature sets built alone, trees checked.
 //! - `fuzz`: every fuzz target for 10^6 cases (`cargo test` runs them at a small budget).
+//! - `llama-tools`: builds llama.cpp's `llama-bench` against the llama.cpp the engine links, for
+//!   the benchmark's ours/theirs ratios (`bench` then finds it).
 //!
 //! xtask has no native dependencies so it compiles before cmake and libclang are installed.
 
 mod cmd;
 mod features;
 mod fuzz;
+mod llama_tools;
 mod outputs;
 mod prereq;
 mod serve;
@@ -65,6 +68,9 @@ enum Command {
         /// Only the targets whose name contains this.
         target: Option<String>,
     },
+    /// Builds llama.cpp's `llama-bench` against the llama.cpp source the engine links (into
+    /// `<target>/llama.cpp/bin`); `bench` then compares against it.
+    LlamaTools,
     /// Checks the files a benchmark run wrote under DIR (results.json and the PNG charts).
     CheckBench {
         /// The output folder, default `<target>/bench`.
@@ -79,6 +85,12 @@ fn main() -> ExitCode {
         Command::Test { skip_bench } => testrun::run(skip_bench),
         Command::Bench { args } => bench(&args),
         Command::CheckBench { dir } => check_bench(dir),
+        Command::LlamaTools => cmd::Workspace::locate().and_then(|ws| {
+            prereq::ensure(&[prereq::Need::NativeBuild])?;
+            let dir = llama_tools::build(&ws)?;
+            println!("built {} in {}", llama_tools::TOOLS.join(" and "), dir.display());
+            Ok(std::process::ExitCode::SUCCESS)
+        }),
         Command::Fuzz { cases, target } => fuzz::run(cases, target.as_deref()).map(|report| {
             println!("{report}");
             ExitCode::SUCCESS
@@ -115,7 +127,13 @@ fn demo(task: &str) -> Result<ExitCode, cmd::Error> {
 fn bench(args: &[String]) -> Result<ExitCode, cmd::Error> {
     prereq::ensure(&[prereq::Need::NativeBuild, prereq::Need::Charts])?;
     let ws = cmd::Workspace::locate()?;
-    let status = ws.bench_runner(args).status()?;
+    let mut args = args.to_vec();
+    if !args.iter().any(|a| a == "--llama-bench") {
+        if let Some(bin) = llama_tools::llama_bench(&ws) {
+            args.extend(["--llama-bench".to_owned(), bin.display().to_string()]);
+        }
+    }
+    let status = ws.bench_runner(&args).status()?;
     if !status.success() || args.iter().any(|a| a == "--help" || a == "-h") {
         return Ok(cmd::exit_code(status));
     }

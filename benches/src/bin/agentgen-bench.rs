@@ -217,33 +217,6 @@ async fn run(args: Args) -> Result<(), BoxError> {
         team = Some(t);
     }
 
-    let mut lookup = None;
-    if runs('i') {
-        progress.phase("(i) lookup decoding: code edits and prose, with and without");
-        // Lookup is off by default; this engine turns it on, requests then opt in or out.
-        let mut config = LocalConfig::new(&model_path);
-        config.threads = Some(threads);
-        config.slots = args.slots.max(1);
-        config.kv_layout = args.kv_layout;
-        config.lookup_max_draft = LOOKUP_MAX_DRAFT_ON;
-        let engine = LocalBackend::load(config)?;
-        let l = benches::lookup::run(&engine, &plan, || progress.tick()).await?;
-        drop(engine);
-        for r in &l.rows {
-            progress.note(format!(
-                "{}: {} -> {} tok/s ({:.2}x), {:.0}% of {} drafted accepted, same text: {}",
-                r.workload,
-                r.plain_tokens_per_s.cell(1),
-                r.lookup_tokens_per_s.cell(1),
-                r.speedup.median,
-                100.0 * r.acceptance,
-                r.drafted,
-                r.identical
-            ));
-        }
-        lookup = Some(l);
-    }
-
     let served_model = local.info().model.clone();
     let server = InProcessServer::start(local.clone(), args.slots.max(1)).await?;
     let client = Arc::new(server.client(&served_model)?);
@@ -382,6 +355,35 @@ async fn run(args: Args) -> Result<(), BoxError> {
             }
         }
     };
+    drop((client, local));
+    let mut lookup = None;
+    if runs('i') {
+        progress.phase("(i) lookup decoding: code edits and prose, with and without");
+        // Lookup is off by default; this engine turns it on, requests then opt in or out.
+        // It runs last, after the first engine is gone, so the peak RSS is one engine's.
+        let mut config = LocalConfig::new(&model_path);
+        config.threads = Some(threads);
+        config.slots = args.slots.max(1);
+        config.kv_layout = args.kv_layout;
+        config.lookup_max_draft = LOOKUP_MAX_DRAFT_ON;
+        let engine = LocalBackend::load(config)?;
+        let l = benches::lookup::run(&engine, &plan, || progress.tick()).await?;
+        drop(engine);
+        for r in &l.rows {
+            progress.note(format!(
+                "{}: {} -> {} tok/s ({:.2}x), {:.0}% of {} drafted accepted, same text: {}",
+                r.workload,
+                r.plain_tokens_per_s.cell(1),
+                r.lookup_tokens_per_s.cell(1),
+                r.speedup.median,
+                100.0 * r.acceptance,
+                r.drafted,
+                r.identical
+            ));
+        }
+        lookup = Some(l);
+    }
+
     progress.0.finish_and_clear();
 
     let mut models = std::collections::BTreeMap::new();

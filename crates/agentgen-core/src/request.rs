@@ -32,8 +32,8 @@ pub struct ChatRequest {
     /// Nucleus sampling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
-    /// Sampling settings beyond OpenAI's (`top_k`, `min_p`, `repeat_penalty`: top-level
-    /// fields on the wire). Each backend says which it honours in
+    /// Sampling settings beyond OpenAI's (`top_k`, `min_p`, `repeat_penalty`,
+    /// `lookup_decoding`: top-level fields on the wire). Each backend says which it honours in
     /// [`Capabilities::sampling`](crate::Capabilities::sampling).
     #[serde(flatten)]
     pub sampling: Sampling,
@@ -114,6 +114,10 @@ pub struct Sampling {
     /// Repetition penalty, 1.0 = off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_penalty: Option<f32>,
+    /// Whether a local engine may speed this request up with lookup (n-gram) drafts, when the
+    /// engine has them on (`false` opts out). It never changes what is sampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup_decoding: Option<bool>,
 }
 
 /// One of the [`Sampling`] settings, by its wire name.
@@ -126,11 +130,13 @@ pub enum SamplingSetting {
     MinP,
     /// `repeat_penalty`.
     RepeatPenalty,
+    /// `lookup_decoding`.
+    LookupDecoding,
 }
 
 impl SamplingSetting {
     /// Every setting.
-    pub const ALL: [Self; 3] = [Self::TopK, Self::MinP, Self::RepeatPenalty];
+    pub const ALL: [Self; 4] = [Self::TopK, Self::MinP, Self::RepeatPenalty, Self::LookupDecoding];
 
     /// The field's name on the wire.
     pub fn field(self) -> &'static str {
@@ -138,6 +144,7 @@ impl SamplingSetting {
             Self::TopK => "top_k",
             Self::MinP => "min_p",
             Self::RepeatPenalty => "repeat_penalty",
+            Self::LookupDecoding => "lookup_decoding",
         }
     }
 }
@@ -155,6 +162,7 @@ impl Sampling {
             SamplingSetting::TopK => self.top_k.is_some(),
             SamplingSetting::MinP => self.min_p.is_some(),
             SamplingSetting::RepeatPenalty => self.repeat_penalty.is_some(),
+            SamplingSetting::LookupDecoding => self.lookup_decoding.is_some(),
         }
     }
 
@@ -176,6 +184,7 @@ impl Sampling {
                 SamplingSetting::TopK => self.top_k = None,
                 SamplingSetting::MinP => self.min_p = None,
                 SamplingSetting::RepeatPenalty => self.repeat_penalty = None,
+                SamplingSetting::LookupDecoding => self.lookup_decoding = None,
             }
         }
         dropped

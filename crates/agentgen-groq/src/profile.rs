@@ -129,6 +129,8 @@ pub const OPENAI: ProviderProfile = ProviderProfile {
 /// llama.cpp's llama-server (and `agentgen serve`, which honours the same fields).
 pub const LLAMA_SERVER: ProviderProfile = ProviderProfile {
     name: "llama-server",
+    // llama-server has its own speculative settings, not `lookup_decoding`.
+    sampling: &[SamplingSetting::TopK, SamplingSetting::MinP, SamplingSetting::RepeatPenalty],
     n_must_be_one: true,
     reasoning_fields: &["reasoning_format"],
     named_tool_choice_is_auto: true,

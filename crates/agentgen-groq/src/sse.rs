@@ -225,6 +225,45 @@ mod tests {
     }
 
     #[test]
+    fn a_line_past_the_limit_is_an_error_even_without_its_end() {
+        let mut p = SseParser::new();
+        let chunk = vec![b'a'; 64 * 1024];
+        let mut fed = 0;
+        let err = loop {
+            match p.feed(&chunk) {
+                Ok(events) => assert!(events.is_empty()),
+                Err(e) => break e,
+            }
+            fed += chunk.len();
+            assert!(fed <= MAX_LINE_BYTES, "a line of {fed} bytes was buffered");
+        };
+        assert_eq!(err, SseError::LineTooLong);
+    }
+
+    #[test]
+    fn an_event_past_the_limit_is_an_error_though_each_line_is_short() {
+        let mut p = SseParser::new();
+        let line = format!("data: {}\n", "x".repeat(32 * 1024));
+        let mut fed = 0;
+        let err = loop {
+            match p.feed(line.as_bytes()) {
+                Ok(events) => assert!(events.is_empty(), "no blank line, so no event yet"),
+                Err(e) => break e,
+            }
+            fed += line.len();
+            assert!(fed <= MAX_EVENT_BYTES + line.len(), "an event of {fed} bytes was gathered");
+        };
+        assert_eq!(err, SseError::EventTooLarge);
+        // Just under the limit is one event.
+        let mut p = SseParser::new();
+        // Eight lines of an eighth less a byte, joined by seven newlines: the limit less one.
+        let eighth = format!("data: {}\n", "y".repeat(MAX_EVENT_BYTES / 8 - 1));
+        let events = p.feed(format!("{}\n", eighth.repeat(8)).as_bytes()).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data.len(), MAX_EVENT_BYTES - 1);
+    }
+
+    #[test]
     fn invalid_utf8_is_an_error() {
         let mut p = SseParser::new();
         assert!(matches!(p.feed(b"data: \xff\xfe\n"), Err(SseError::NotUtf8(_))));

@@ -308,3 +308,39 @@ async fn dropping_a_request_during_its_backoff_sends_nothing_more() {
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(server.chat_requests().len(), 1, "the cancelled request was retried anyway");
 }
+
+/// A hostile endpoint's oversized bodies are cut at their limits: an error body is read to
+/// 64 KiB (the message stays bounded), a whole answer over 16 MiB and one streamed event over
+/// 4 MiB are protocol errors, not memory growth.
+#[tokio::test]
+async fn oversized_error_bodies_answers_and_events_are_bounded() {
+    let huge = "x".repeat(8 * 1024 * 1024);
+    let reply = Reply::Json {
+        status: 400,
+        headers: Vec::new(),
+        body: json!({"error": {"message": huge, "type": "invalid_request_error"}}),
+    };
+    let (err, _) = error_for(reply).await;
+    let text = err.to_string();
+    assert!(text.len() <= 64 * 1024 + 512, "an error of {} bytes was kept", text.len());
+
+    let reply = Reply::Json {
+        status: 200,
+        headers: Vec::new(),
+        body: json!({"choices": [{"message": {"content": "y".repeat(17 * 1024 * 1024)}}]}),
+    };
+    let (err, _) = error_for(reply).await;
+    assert!(matches!(&err, BackendError::Protocol(m) if m.contains("larger than")), "{err}");
+
+    let line = format!("data: {}\n", "z".repeat(32 * 1024));
+    let events = vec![line.repeat(160), "\n".to_owned()];
+    let server = TestServer::start(vec![sse(&events, 256 * 1024, End::Close)]).await;
+    let backend = OpenAiBackend::new(server.groq().with_max_retries(0)).unwrap();
+    let items: Vec<_> = backend.stream(hi()).await.unwrap().collect().await;
+    assert_eq!(items.len(), 1, "{:?}", items.iter().map(|i| i.is_ok()).collect::<Vec<_>>());
+    assert!(
+        matches!(&items[0], Err(BackendError::Protocol(m)) if m.contains("larger than")),
+        "{:?}",
+        items[0]
+    );
+}

@@ -159,3 +159,31 @@ async fn concurrent_requests_draft_while_batched_together() {
         assert_eq!(together.text, alone.text);
     }
 }
+
+/// The per-request switch on the chat API: `lookup_decoding: false` (a top-level field on the
+/// wire) drafts nothing on an engine that has lookup on; left out, the same request drafts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_request_can_opt_out_of_lookup_drafts() {
+    use agentgen_core::ChatBackend;
+    let Some(backend) = engine() else { return };
+    let _alone = ALONE.lock().await;
+    let body = |lookup: Option<bool>| {
+        let mut v = json!({
+            "messages": [
+                {"role": "system", "content": "You are a careful programmer. Answer with the whole edited file."},
+                {"role": "user", "content": format!("Rename the method `total_value` to `stock_value`.\n\n```python\n{PYTHON}```")}
+            ],
+            "temperature": 0, "max_tokens": 48
+        });
+        if let Some(on) = lookup {
+            v["lookup_decoding"] = json!(on);
+        }
+        serde_json::from_value::<ChatRequest>(v).expect("a valid request")
+    };
+    let off = backend.complete(body(Some(false))).await.unwrap();
+    let on = backend.complete(body(None)).await.unwrap();
+    let drafted = |r: &agentgen_core::ChatResponse| r.timings.as_ref().map_or(0, |t| t.draft_n);
+    assert_eq!(drafted(&off), 0, "the request opted out");
+    assert!(drafted(&on) > 0, "the default request drafted nothing: {:?}", on.timings);
+    assert_eq!(off.text(), on.text());
+}

@@ -531,3 +531,37 @@ fn stale_partial_files_are_cleaned_and_fresh_ones_kept() {
     assert!(!old.exists(), "a day-old partial download is removed");
     assert!(fresh.exists(), "a recent one may belong to a running pull");
 }
+
+/// A mirror that answers with a redirect to plain http: curl must not follow it (redirects are
+/// https only), so the second server never sees a request and nothing is kept.
+#[test]
+fn a_redirect_to_plain_http_is_not_followed() {
+    let body = bytes(2_000, 5);
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_addr = target.local_addr().unwrap();
+    target.set_nonblocking(true).unwrap();
+    let redirector = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", redirector.local_addr().unwrap());
+    std::thread::spawn(move || {
+        if let Some(Ok(mut stream)) = redirector.incoming().next() {
+            let mut buf = [0u8; 2048];
+            let _ = stream.read(&mut buf);
+            let head = format!(
+                "HTTP/1.0 302 Found\r\nLocation: http://{target_addr}/p.gguf\r\nContent-Length: 0\r\n\r\n"
+            );
+            let _ = stream.write_all(head.as_bytes());
+        }
+    });
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = ModelCache::new(cache_dir.path());
+    let hf = Source::Huggingface { repo: "o/r".into(), file: "p.gguf".into(), revision: None };
+    let e = entry("p.gguf", body.len() as u64, &sha256_bytes(&body), vec![hf]);
+    let o = PullOptions { hf_endpoint: Some(endpoint), progress: false, ..PullOptions::default() };
+    let err = pull(&e, &e.quantisations[0], &cache, &o).unwrap_err();
+    assert!(matches!(&err, PullError::Curl { .. }), "{err}");
+    assert!(
+        matches!(target.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "curl followed the redirect to plain http"
+    );
+    assert!(dir_names(&cache.root).is_empty());
+}

@@ -72,3 +72,46 @@ async fn a_panicking_engine_is_reported_and_restarted() {
     assert!(v["choices"][0]["message"]["content"].as_str().is_some_and(|t| !t.is_empty()));
     srv.stop().await.unwrap();
 }
+
+/// A panic inside the output constraint (llguidance) used to abort the process: it ran as a
+/// llama.cpp sampler callback, an `extern "C"` function. Now it fails that one request with a
+/// clear error; the engine keeps running (no restart) and the next constrained request works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_output_constraint_fails_only_its_request() {
+    let Some(path) = agentgen_models::cache::model_for_tests() else { return };
+    let mut local = LocalConfig::new(&path);
+    local.context_size = Some(1024);
+    local.slots = 2;
+    let backend = tokio::task::spawn_blocking(move || LocalBackend::load(local))
+        .await
+        .unwrap()
+        .expect("load");
+    let engine = backend.clone();
+    let srv = TestServer::start(ServeConfig::default(), Arc::new(backend), None).await;
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+    let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}},
+                        "required": ["n"], "additionalProperties": false});
+    let constrained = json!({
+        "messages": [{"role": "user", "content": "Give a number as JSON."}],
+        "max_tokens": 24, "temperature": 0,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}
+    });
+
+    engine.inject_constraint_panic();
+    let resp = c.post(srv.chat_url()).json(&constrained).send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 500, "{text}");
+    assert!(text.contains("output constraint panicked"), "{text}");
+
+    let health = c.get(format!("{}/health", srv.url)).send().await.unwrap();
+    assert_eq!(health.status(), 200, "the engine must not be down");
+    assert_eq!(engine.engine_restarts(), 0, "the engine must not have restarted");
+    let resp = c.post(srv.chat_url()).json(&constrained).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap_or_default();
+    let parsed: Value = serde_json::from_str(content).expect("the answer keeps the schema");
+    assert!(parsed["n"].is_i64(), "{content}");
+    srv.stop().await.unwrap();
+}

@@ -19,6 +19,8 @@
 use llama_cpp_2::token::LlamaToken;
 use llguidance::Matcher;
 
+use super::sampling::guarded;
+
 /// How many tokens a first draft may hold.
 const FIRST_DRAFT: usize = 4;
 /// Shortest suffix match (in tokens) that proposes a draft: single tokens match everywhere.
@@ -65,8 +67,10 @@ impl Lookup {
         if let Some(guard) = self.guard.as_mut() {
             // The picker's constraint skips tokens once stopped; consuming into a stopped
             // matcher would poison it.
-            if !guard.is_stopped() {
-                let _ = guard.consume_token(token.0 as u32);
+            if !guard.is_stopped()
+                && guarded("follow a token", || guard.consume_token(token.0 as u32)).is_err()
+            {
+                self.broken();
             }
         }
     }
@@ -91,11 +95,25 @@ impl Lookup {
         let mut draft = find(context, last, n).to_vec();
         if let (Some(guard), false) = (self.guard.as_mut(), draft.is_empty()) {
             let ids: Vec<u32> = draft.iter().map(|t| t.0 as u32).collect();
-            let valid = guard.validate_tokens(&ids).unwrap_or(0);
-            draft.truncate(valid);
+            match guarded("check a draft", || guard.validate_tokens(&ids)) {
+                Ok(valid) => draft.truncate(valid),
+                Err(_) => {
+                    self.broken();
+                    return Vec::new();
+                }
+            }
         }
         self.drafted = self.drafted.saturating_add(draft.len() as u32);
         draft
+    }
+
+    /// Stops drafting for this request: its copy of the constraint failed (an error or a
+    /// caught panic), so drafts can no longer be checked. The picker's own copy decides
+    /// whether the request itself can go on.
+    fn broken(&mut self) {
+        self.guard = None;
+        self.max = 0;
+        self.k = 0;
     }
 
     /// Counts a drafted token the request's own sample confirmed.
@@ -105,7 +123,7 @@ impl Lookup {
 
     /// Adapts the draft length to how a draft of `drafted` tokens fared.
     pub(crate) fn adapt(&mut self, drafted: usize, accepted: usize) {
-        if drafted == 0 {
+        if drafted == 0 || self.max == 0 {
             return;
         }
         if accepted == drafted {

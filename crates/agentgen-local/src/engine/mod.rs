@@ -473,6 +473,15 @@ impl LocalBackend {
         self.send(Command::Panic)
     }
 
+    /// Makes the next constrained token pick in this process panic inside the output
+    /// constraint, as a bug in llguidance would: for tests that such a panic fails only that
+    /// request.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn inject_constraint_panic(&self) {
+        sampling::fault::PANIC_IN_CONSTRAINT.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Renders and checks a request on a blocking thread (template rendering and schema
     /// compilation can take a while on a crafted request), at most
     /// [`PREPARE_CONCURRENCY`] at once.

@@ -1,5 +1,10 @@
 //! Per-request sampling settings and how a request picks its tokens: llama.cpp's sampler chain
-//! built from those settings, or the most likely token read straight off the logits.
+//! built from those settings, or the most likely token read straight off the logits, after the
+//! output constraint (when there is one) has masked the tokens it forbids.
+//!
+//! The constraint runs here, in Rust, under [`std::panic::catch_unwind`], not as a llama.cpp
+//! sampler: a panic inside a sampler callback (an `extern "C"` function) aborts the whole
+//! process, while here it fails the one request.
 
 use agentgen_core::{BackendError, ChatRequest};
 use llama_cpp_2::context::LlamaContext;
@@ -8,6 +13,7 @@ use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 use llguidance::Matcher;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// How many recent tokens the repetition penalty looks at.
 const PENALTY_LAST_N: i32 = 64;
@@ -68,7 +74,7 @@ impl GenerateOptions {
             seed: req.seed,
             max_tokens: req.max_tokens,
             stop: req.stop.clone(),
-            lookup: d.lookup,
+            lookup: req.sampling.lookup_decoding.unwrap_or(d.lookup),
         };
         opts.validate()?;
         Ok(opts)
@@ -107,47 +113,135 @@ pub(crate) enum Picker {
     Greedy,
     /// llama.cpp's sampler chain.
     Chain(LlamaSampler),
+    /// An output constraint masks the logits (in Rust, a panic caught), then the chain picks.
+    Constrained {
+        /// The constraint, in step with the tokens picked so far.
+        matcher: Box<Matcher>,
+        /// The rest of the chain: penalties, then greedy or the random draw.
+        chain: LlamaSampler,
+    },
 }
 
 impl Picker {
     /// The picker for these options; see [`build_chain`] for the chain.
     pub(crate) fn new(opts: &GenerateOptions, n_vocab: i32, constraint: Option<Matcher>) -> Self {
-        if constraint.is_none() && opts.repeat_penalty == 1.0 && opts.temperature <= 0.0 {
-            Self::Greedy
-        } else {
-            Self::Chain(build_chain(opts, n_vocab, constraint))
+        match constraint {
+            Some(matcher) => {
+                Self::Constrained { matcher: Box::new(matcher), chain: build_chain(opts, n_vocab) }
+            }
+            None if opts.repeat_penalty == 1.0 && opts.temperature <= 0.0 => Self::Greedy,
+            None => Self::Chain(build_chain(opts, n_vocab)),
         }
     }
 
     /// Picks from the logits at `index` of the context's last batch.
-    pub(crate) fn pick(&mut self, ctx: &LlamaContext<'_>, index: i32) -> LlamaToken {
+    ///
+    /// Errors with [`BackendError::Internal`] when the output constraint fails or panics (the
+    /// request cannot go on; the engine can).
+    pub(crate) fn pick(
+        &mut self,
+        ctx: &LlamaContext<'_>,
+        index: i32,
+    ) -> Result<LlamaToken, BackendError> {
         match self {
-            Self::Greedy => LlamaToken::new(argmax(ctx.get_logits_ith(index))),
-            // `sample` also accepts the token into every sampler of the chain (the constraint
-            // included); accepting it again would desynchronise the constraint.
-            Self::Chain(chain) => chain.sample(ctx, index),
+            Self::Greedy => Ok(LlamaToken::new(argmax(ctx.get_logits_ith(index)))),
+            // `sample` also accepts the token into every sampler of the chain.
+            Self::Chain(chain) => Ok(chain.sample(ctx, index)),
+            Self::Constrained { matcher, chain } => {
+                pick_constrained(matcher, chain, ctx.get_logits_ith(index))
+            }
         }
     }
 
     /// Picks from logits kept from an earlier batch, as [`Picker::pick`] would have.
-    /// `None` when the chain selects nothing.
-    pub(crate) fn pick_from(&mut self, logits: &[f32]) -> Option<LlamaToken> {
+    pub(crate) fn pick_from(&mut self, logits: &[f32]) -> Result<LlamaToken, BackendError> {
         match self {
-            Self::Greedy => Some(LlamaToken::new(argmax(logits))),
+            Self::Greedy => Ok(LlamaToken::new(argmax(logits))),
             Self::Chain(chain) => {
-                let mut candidates = LlamaTokenDataArray::from_iter(
-                    (0..)
-                        .zip(logits)
-                        .map(|(t, &l)| LlamaTokenData::new(LlamaToken::new(t), l, 0.0)),
-                    false,
-                );
+                let mut candidates = candidates(logits, |_| true);
                 candidates.apply_sampler(chain);
-                let token = candidates.selected_token()?;
+                let token = candidates.selected_token().ok_or_else(no_token)?;
                 chain.accept(token);
-                Some(token)
+                Ok(token)
             }
+            Self::Constrained { matcher, chain } => pick_constrained(matcher, chain, logits),
         }
     }
+}
+
+/// Every token with its logit, or minus infinity where `allowed` says no.
+fn candidates(logits: &[f32], allowed: impl Fn(u32) -> bool) -> LlamaTokenDataArray {
+    LlamaTokenDataArray::from_iter(
+        (0..).zip(logits).map(|(t, &l)| {
+            let logit = if allowed(t as u32) { l } else { f32::NEG_INFINITY };
+            LlamaTokenData::new(LlamaToken::new(t), logit, 0.0)
+        }),
+        false,
+    )
+}
+
+fn no_token() -> BackendError {
+    BackendError::Internal("the sampler chose no token".into())
+}
+
+/// Masks what the constraint forbids, lets the chain pick, and moves the constraint past the
+/// pick: what llama.cpp's llguidance sampler does at the head of a chain, except that a failing
+/// constraint ends the request instead of being ignored (which would let the output leave the
+/// grammar) and a panic in it is caught.
+fn pick_constrained(
+    matcher: &mut Matcher,
+    chain: &mut LlamaSampler,
+    logits: &[f32],
+) -> Result<LlamaToken, BackendError> {
+    let mut candidates = guarded("mask the vocabulary", || {
+        #[cfg(feature = "fault-injection")]
+        if fault::PANIC_IN_CONSTRAINT.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            panic!("a fault injected by a test");
+        }
+        matcher.compute_mask_or_eos().map(|mask| candidates(logits, |t| mask.is_allowed(t)))
+    })?;
+    candidates.apply_sampler(chain);
+    let token = candidates.selected_token().ok_or_else(no_token)?;
+    chain.accept(token);
+    // Consuming into a stopped constraint would poison it; it only allows end-of-generation.
+    if !matcher.is_stopped() {
+        guarded("follow the chosen token", || matcher.consume_token(token.0 as u32))?;
+    }
+    Ok(token)
+}
+
+/// Runs a step of the output constraint, turning its error or its panic into an error of the
+/// request.
+pub(crate) fn guarded<T, E: std::fmt::Display>(
+    what: &str,
+    step: impl FnOnce() -> Result<T, E>,
+) -> Result<T, BackendError> {
+    match catch_unwind(AssertUnwindSafe(step)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            Err(BackendError::Internal(format!("the output constraint could not {what}: {e}")))
+        }
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            tracing::error!(%why, "the output constraint panicked while it tried to {what}");
+            Err(BackendError::Internal(format!(
+                "the output constraint panicked while it tried to {what}: {why}"
+            )))
+        }
+    }
+}
+
+/// Faults tests can inject.
+#[cfg(feature = "fault-injection")]
+pub(crate) mod fault {
+    use std::sync::atomic::AtomicBool;
+
+    /// The next constrained pick, in any engine of the process, panics inside the constraint.
+    pub(crate) static PANIC_IN_CONSTRAINT: AtomicBool = AtomicBool::new(false);
 }
 
 /// The index llama.cpp's greedy sampler selects: the first of the highest logits, scanning
@@ -174,16 +268,14 @@ fn argmax(logits: &[f32]) -> i32 {
     index.and_then(|i| i32::try_from(i).ok()).unwrap_or(0)
 }
 
-/// The sampler chain for these options: the constraint first (it masks the whole
-/// vocabulary), then penalties, then greedy or top-k/top-p/min-p/temperature/dist.
+/// The sampler chain for these options: penalties, then greedy or
+/// top-k/top-p/min-p/temperature/dist. (An output constraint masks the logits before the
+/// chain sees them, see [`pick_constrained`].)
 ///
-/// The chain's `sample` call accepts the chosen token into every sampler of the chain,
-/// the constraint included; nothing else may accept it again.
-fn build_chain(opts: &GenerateOptions, n_vocab: i32, constraint: Option<Matcher>) -> LlamaSampler {
+/// The chain's `sample` call accepts the chosen token into every sampler of the chain;
+/// nothing else may accept it again.
+fn build_chain(opts: &GenerateOptions, n_vocab: i32) -> LlamaSampler {
     let mut chain = Vec::new();
-    if let Some(matcher) = constraint {
-        chain.push(LlamaSampler::from(matcher));
-    }
     if opts.repeat_penalty != 1.0 {
         chain.push(LlamaSampler::penalties(n_vocab, PENALTY_LAST_N, opts.repeat_penalty, 0.0, 0.0));
     }
@@ -242,6 +334,9 @@ mod tests {
         assert_eq!(o.seed, Some(9));
         assert_eq!(o.max_tokens, Some(5));
         assert_eq!(o.stop, vec!["x"]);
+        assert!(o.lookup, "lookup drafts are allowed unless the request opts out");
+        req.sampling.lookup_decoding = Some(false);
+        assert!(!GenerateOptions::from_request(&req).unwrap().lookup);
     }
 
     #[test]
@@ -311,6 +406,21 @@ mod tests {
             assert_eq!(argmax(&logits), llama_greedy(&logits), "{logits:?}");
         }
         assert_eq!(argmax(&[2.0, f32::NAN, 5.0, 5.0]), 2, "the first of equal maxima");
+    }
+
+    #[test]
+    fn a_failing_or_panicking_constraint_step_is_an_error_of_the_request() {
+        let err = guarded("mask", || Err::<(), _>("bad state")).unwrap_err();
+        assert!(
+            matches!(&err, BackendError::Internal(m) if m.contains("could not mask: bad state")),
+            "{err:?}"
+        );
+        let err = guarded("mask", || -> Result<(), String> { panic!("boom {}", 7) }).unwrap_err();
+        assert!(
+            matches!(&err, BackendError::Internal(m) if m.contains("panicked") && m.contains("boom 7")),
+            "{err:?}"
+        );
+        assert_eq!(guarded("mask", || Ok::<_, String>(3)).unwrap(), 3);
     }
 
     #[test]

@@ -363,7 +363,12 @@ impl<'m> Scheduler<'m> {
     fn sample(&mut self, i: usize, index: i32) {
         let slot = &mut self.slots[i];
         let Some(active) = slot.active.as_mut() else { return };
-        let token = active.picker.pick(&self.ctx, index);
+        let token = match active.picker.pick(&self.ctx, index) {
+            Ok(token) => token,
+            Err(e) => return self.fail(i, e),
+        };
+        let slot = &mut self.slots[i];
+        let Some(active) = slot.active.as_mut() else { return };
         if active.first_token.is_none() {
             let pos = active.prompt.len() - 1;
             slot.keep_end(pos, self.ctx.get_logits_ith(index));
@@ -381,9 +386,9 @@ impl<'m> Scheduler<'m> {
             self.fail(i, BackendError::Internal("the cached logits of the prompt are gone".into()));
             return;
         };
-        let Some(token) = active.picker.pick_from(&end.logits) else {
-            self.fail(i, BackendError::Internal("the sampler chose no token".into()));
-            return;
+        let token = match active.picker.pick_from(&end.logits) {
+            Ok(token) => token,
+            Err(e) => return self.fail(i, e),
         };
         self.take(i, token);
     }
