@@ -133,6 +133,13 @@ pub struct RunArgs {
     /// or a crash.
     #[arg(long, value_name = "NAME")]
     pub session: Option<String>,
+    /// Also show the run live in a web page on 127.0.0.1 (its URL is printed on stderr), with
+    /// a stop button; the page stays up after the run until Ctrl-C.
+    #[arg(long)]
+    pub ui: bool,
+    /// The live view's port (0, the default, picks a free one).
+    #[arg(long, value_name = "PORT", default_value_t = 0, requires = "ui")]
+    pub ui_port: u16,
     /// The session store.
     #[command(flatten)]
     pub store: StoreArgs,
@@ -189,6 +196,12 @@ pub enum SessionsAction {
     Show {
         /// The session.
         name: String,
+        /// Open it in the live view's web page on 127.0.0.1 instead (until Ctrl-C).
+        #[arg(long)]
+        ui: bool,
+        /// The web page's port (0, the default, picks a free one).
+        #[arg(long, value_name = "PORT", default_value_t = 0, requires = "ui")]
+        ui_port: u16,
     },
     /// Deletes a session.
     Rm {

@@ -16,6 +16,7 @@ mod key_trust;
 mod machine;
 mod team;
 mod tools;
+mod ui;
 
 use std::io::{IsTerminal, Write};
 
@@ -89,7 +90,7 @@ fn overrides(b: &cli::BackendArgs) -> Overrides {
     }
 }
 
-fn runtime() -> CliResult<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> CliResult<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -25,6 +25,7 @@ use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::output::Printer;
 use crate::team::{AgentKind, TeamKind, TeamSpec, ToolChoiceSpec};
+use crate::ui::{AgentInfo, Live, RunState};
 
 /// Runs `agentgen run`.
 pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
@@ -32,7 +33,34 @@ pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
         Some(path) => TeamSpec::from_file(path)?,
         None => TeamSpec::builtin(),
     };
-    let prepared = prepare(&spec, &args.backend, args.max_messages, args.yes, settings).await?;
+    let mut live = match args.ui {
+        true => Some(Live::start(args.ui_port, &args.task).await?),
+        false => None,
+    };
+    let result = run_with(args, settings, &spec, live.as_mut()).await;
+    if let Some(live) = &live {
+        match &result {
+            // Ctrl-C: the person at the terminal wants out now.
+            Err(CliError::Interrupted { .. }) if !live.stop_pressed() => {}
+            Err(CliError::Interrupted { .. }) | Ok(()) => live.linger().await,
+            Err(e) => live.ended(RunState::Failed, Some(e.to_string())),
+        }
+    }
+    result
+}
+
+async fn run_with(
+    args: &RunArgs,
+    settings: &Settings,
+    spec: &TeamSpec,
+    mut live: Option<&mut Live>,
+) -> CliResult {
+    let prepared =
+        prepare(spec, &args.backend, args.max_messages, args.yes, settings, live.as_deref())
+            .await?;
+    if let Some(live) = live.as_deref_mut() {
+        live.describe(prepared.agents.clone());
+    }
     let mut store_flag = None;
     let journal = match &args.session {
         Some(name) => {
@@ -55,7 +83,7 @@ pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
         }
         None => None,
     };
-    let result = prepared.finish(args.task.as_str().into(), journal, args.json).await;
+    let result = prepared.finish(args.task.as_str().into(), journal, args.json, live).await;
     result.map_err(|e| e.with_store(store_flag))
 }
 
@@ -68,13 +96,15 @@ pub struct SessionMeta {
     pub max_messages: Option<usize>,
 }
 
-/// Builds the team of a spec on the configured backends (every backend checked first).
+/// Builds the team of a spec on the configured backends (every backend checked first); with a
+/// live view, each agent's model calls are timed for it.
 pub async fn prepare(
     spec: &TeamSpec,
     backend: &BackendArgs,
     max_messages: Option<usize>,
     yes: bool,
     settings: &Settings,
+    live: Option<&Live>,
 ) -> CliResult<Prepared> {
     // Every agent's backend is checked (feature, key, model name) before any model loads.
     let choices = agent_choices(spec, settings)?;
@@ -83,12 +113,31 @@ pub async fn prepare(
     }
     let mut pool = BackendPool::new(backend.no_pull);
     let mut agent_backends = Vec::with_capacity(choices.len());
+    let mut agents = Vec::with_capacity(spec.agents.len());
+    let mut assistants = spec.agents.iter().filter(|a| a.kind == AgentKind::Assistant);
     for choice in &choices {
-        agent_backends.push(pool.get(settings, choice).await?);
+        let backend = pool.get(settings, choice).await?;
+        let name = assistants.next().map(|a| a.name.get_ref().as_str()).unwrap_or_default();
+        agents.push(AgentInfo::assistant(name, backend.info()));
+        agent_backends.push(match live {
+            Some(live) => live.meter(name, backend),
+            None => backend,
+        });
+    }
+    for a in spec.agents.iter().filter(|a| a.kind == AgentKind::CodeExecutor) {
+        agents.push(AgentInfo {
+            name: a.name.get_ref().clone(),
+            kind: "code_executor",
+            ..AgentInfo::default()
+        });
     }
     let selector = match spec.team.kind {
         TeamKind::Selector => {
-            Some(pool.get(settings, &BackendChoice::from_settings(settings)).await?)
+            let backend = pool.get(settings, &BackendChoice::from_settings(settings)).await?;
+            let mut info = AgentInfo::assistant("(selector)", backend.info());
+            info.kind = "selector";
+            agents.push(info);
+            Some(backend)
         }
         _ => None,
     };
@@ -98,7 +147,7 @@ pub async fn prepare(
     let approval = if yes { ApprovalPolicy::RunWithoutAsking } else { ask_on_terminal() };
     let mcp = connect_mcp(spec).await?;
     match build_team(spec, agent_backends, selector, max_messages, settings, approval, &mcp) {
-        Ok(team) => Ok(Prepared { team, mcp }),
+        Ok(team) => Ok(Prepared { team, mcp, agents }),
         Err(e) => {
             shutdown_mcp(mcp).await;
             Err(e)
@@ -112,6 +161,8 @@ pub struct Prepared {
     pub team: Box<dyn Team>,
     /// Started or reached MCP servers.
     pub mcp: Vec<McpServer>,
+    /// Its agents, with their backends and models, for the live view.
+    pub agents: Vec<AgentInfo>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -127,8 +178,9 @@ impl Prepared {
         task: Task,
         journal: Option<Arc<Journal>>,
         json: bool,
+        live: Option<&mut Live>,
     ) -> CliResult {
-        let result = drive(self.team.as_mut(), task, journal, json).await;
+        let result = drive(self.team.as_mut(), task, journal, json, live).await;
         shutdown_mcp(self.mcp).await;
         result
     }
@@ -165,16 +217,18 @@ pub async fn connect_mcp(spec: &TeamSpec) -> CliResult<Vec<McpServer>> {
 }
 
 /// Runs the team on `task`, journaled when `journal` is given, streaming its events to
-/// stdout. Ctrl-C cancels the run: the event in progress is committed or dropped whole, and
-/// the command fails with [`CliError::Interrupted`] (exit 130).
+/// stdout (and to the live view, when given). Ctrl-C (or the view's stop button) cancels the
+/// run: the event in progress is committed or dropped whole, and the command fails with
+/// [`CliError::Interrupted`] (exit 130).
 pub async fn drive(
     team: &mut dyn Team,
     task: Task,
     journal: Option<Arc<Journal>>,
     json: bool,
+    mut live: Option<&mut Live>,
 ) -> CliResult {
     let session = journal.as_ref().map(|j| j.session().to_owned());
-    let cancel = CancellationToken::new();
+    let cancel = live.as_ref().map_or_else(CancellationToken::new, |l| l.cancel_token());
     let on_ctrl_c = cancel.clone();
     let ctrl_c = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -194,6 +248,19 @@ pub async fn drive(
     });
     let mut outcome = Ok(());
     while let Some(item) = stream.next().await {
+        if let Some(live) = live.as_deref_mut() {
+            match &item {
+                Ok(StreamItem::Event(event)) => live.event(event),
+                Ok(StreamItem::Done(result)) => {
+                    live.ended(RunState::Finished, result.stop_reason.clone())
+                }
+                Err(AgentError::Cancelled) => {
+                    let by = if live.stop_pressed() { "the stop button" } else { "Ctrl-C" };
+                    live.ended(RunState::Cancelled, Some(format!("cancelled by {by}")));
+                }
+                Err(e) => live.ended(RunState::Failed, Some(e.to_string())),
+            }
+        }
         let written = match item {
             Ok(StreamItem::Event(event)) => printer.event(&event),
             Ok(StreamItem::Done(result)) => printer.summary(&result, started.elapsed()),

@@ -70,9 +70,10 @@ pub async fn resume(args: &ResumeArgs, settings: &Settings) -> CliResult {
         DurabilitySpec::PowerLoss => recovered,
         other => Recovered::open(open_store(&path, other)?, &args.name)?,
     };
-    let mut prepared = prepare(&spec, &args.backend, meta.max_messages, args.yes, settings).await?;
+    let mut prepared =
+        prepare(&spec, &args.backend, meta.max_messages, args.yes, settings, None).await?;
     let (journal, task) = recovered.restore(prepared.team.as_mut()).await.map_err(agent_error)?;
-    let result = prepared.finish(task, Some(journal), args.json).await;
+    let result = prepared.finish(task, Some(journal), args.json, None).await;
     result.map_err(|e| e.with_store(store_flag(&path)))
 }
 
@@ -99,7 +100,13 @@ pub fn sessions(args: &SessionsArgs) -> CliResult {
                     .map_err(io)?;
             }
         }
-        Some(SessionsAction::Show { name }) => {
+        Some(SessionsAction::Show { name, ui: true, ui_port }) => {
+            let entries = store.records(name)?;
+            let agents = session_agents(&entries);
+            let runtime = crate::runtime()?;
+            runtime.block_on(crate::ui::show_session(name, &entries, &agents, *ui_port))?;
+        }
+        Some(SessionsAction::Show { name, .. }) => {
             for line in show(&store.records(name)?) {
                 writeln!(out, "{line}").map_err(io)?;
             }
@@ -112,6 +119,27 @@ pub fn sessions(args: &SessionsArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// A session's agents, from the team file its journal kept (name, whether it is an assistant).
+fn session_agents(entries: &[Entry]) -> Vec<(String, bool)> {
+    let meta = entries.iter().find_map(|e| match &e.record {
+        JournalRecord::TaskStarted { meta, .. } => Some(meta),
+        _ => None,
+    });
+    let spec = match meta.and_then(|m| serde_json::from_value::<SessionMeta>(m.clone()).ok()) {
+        Some(SessionMeta { team: Some(text), .. }) => {
+            TeamSpec::parse(&text, Path::new("<journaled team>")).ok()
+        }
+        _ => Some(TeamSpec::builtin()),
+    };
+    spec.map(|s| {
+        s.agents
+            .iter()
+            .map(|a| (a.name.get_ref().clone(), a.kind == crate::team::AgentKind::Assistant))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// A session's records as lines: seconds since the start, then what happened.
