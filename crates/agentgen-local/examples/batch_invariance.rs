@@ -12,7 +12,8 @@
 //! cargo run --release -p agentgen-local --example batch_invariance -- [MODEL] [N] [THREADS]
 //! ```
 //! MODEL defaults to the test model in the cache; `AGENTGEN_FLASH_ATTN=0|1` forces flash
-//! attention off or on (default: llama.cpp's choice).
+//! attention off or on (default: llama.cpp's choice); `AGENTGEN_NO_REPACK=1` keeps every weight
+//! in the plain CPU buffer (no repacked copies).
 
 use std::num::NonZeroU32;
 
@@ -37,14 +38,20 @@ fn argmax(logits: &[f32]) -> usize {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let model_path = match args.next() {
+    let model_path = match args.next().filter(|p| !p.is_empty()) {
         Some(p) => p.into(),
         None => agentgen_models::cache::test_model_path()?,
     };
     let steps: usize = args.next().map_or(Ok(96), |s| s.parse())?;
     let threads: i32 = args.next().map_or(Ok(2), |s| s.parse())?;
     let backend = LlamaBackend::init()?;
-    let model = LlamaModel::load_from_file(&backend, &model_path, &LlamaModelParams::default())?;
+    let mut model_params = Box::pin(LlamaModelParams::default());
+    if std::env::var("AGENTGEN_NO_REPACK").as_deref() == Ok("1") {
+        // Every weight in the plain CPU buffer: no repacked (interleaved) copies, whose kernels
+        // differ between one token (gemv) and several (gemm).
+        model_params.as_mut().add_cpu_buft_override(c".*");
+    }
+    let model = LlamaModel::load_from_file(&backend, &model_path, &model_params)?;
     let mut params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(4096))
         .with_n_batch(512)
