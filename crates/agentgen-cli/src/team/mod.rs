@@ -205,4 +205,6 @@ fn field_at(text: &str, offset: usize) -> Option<String> {
 }
 
 #[cfg(test)]
+mod build_tests;
+#[cfg(test)]
 mod tests;
