@@ -28,9 +28,13 @@ pub fn new(kind: &str) -> CliResult {
 /// starts with `{`) or TOML. Also returns the team-file TOML (the JSON's conversion), which a
 /// journaled run keeps to resume from.
 pub fn load(path: &Path) -> CliResult<(TeamSpec, String)> {
-    let mut text = team::read(path)?;
-    if team::autogen::is_component_json(path, &text) {
-        text = team::autogen::to_toml(&text, path)?;
+    let text = team::read(path)?;
+    if !team::autogen::is_component_json(path, &text) {
+        return Ok((TeamSpec::parse(&text, path)?, text));
     }
-    Ok((TeamSpec::parse(&text, path)?, text))
+    let converted = team::autogen::to_toml(&text, path)?;
+    match TeamSpec::parse(&converted, path) {
+        Ok(spec) => Ok((spec, converted)),
+        Err(e) => Err(team::autogen::relocate(e, &converted, &text).into()),
+    }
 }

@@ -19,6 +19,21 @@ pub fn is_component_json(path: &Path, text: &str) -> bool {
         || text.trim_start().starts_with('{')
 }
 
+/// An error found in the converted TOML, moved to the JSON: at the first place the offending
+/// line's value appears there (else the start), and said to come from the conversion.
+pub fn relocate(mut e: TeamFileError, converted: &str, json: &str) -> TeamFileError {
+    let value = converted
+        .lines()
+        .nth(e.line.saturating_sub(1))
+        .and_then(|l| l.split_once('='))
+        .map(|(_, v)| v.trim().trim_matches(|c| c == '"' || c == '\'' || c == '[' || c == ']'))
+        .filter(|v| !v.is_empty());
+    let offset = value.and_then(|v| json.find(v)).unwrap_or(0);
+    (e.line, e.column) = super::line_col(json, offset);
+    e.message = format!("{} (in the team converted from AutoGen JSON)", e.message);
+    e
+}
+
 /// A conversion error, located at the first occurrence of `needle` in the JSON.
 struct Ctx<'a> {
     text: &'a str,
@@ -436,6 +451,14 @@ mod tests {
             text.replacen("conditions.TextMentionTermination", "conditions.ExternalTermination", 1);
         let err = to_toml(&bad, &path).unwrap_err();
         assert!(err.message.contains("ExternalTermination"), "{err}");
+        // Two participants with one name: found after the conversion, placed in the JSON.
+        let twins = text.replacen("\"name\": \"critic\"", "\"name\": \"writer\"", 1);
+        let converted = to_toml(&twins, &path).unwrap();
+        let err = TeamSpec::parse(&converted, &path).unwrap_err();
+        let err = relocate(err, &converted, &twins);
+        assert!(err.message.contains("two agents are named `writer`"), "{err}");
+        assert!(err.message.ends_with("(in the team converted from AutoGen JSON)"), "{err}");
+        assert_eq!(err.line, twins.lines().position(|l| l.contains("\"writer\"")).unwrap() + 1);
         let err = to_toml("{\"provider\": ", &path).unwrap_err();
         assert!(err.message.starts_with("not JSON"), "{err}");
     }
