@@ -110,6 +110,41 @@ fn every_example_team_passes_team_check() {
     );
 }
 
+#[test]
+fn a_user_proxy_reads_its_answers_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("me.toml");
+    // No model-backed agent: nothing loads, the person is the whole team.
+    std::fs::write(
+        &file,
+        "termination = \"max_messages(3) | text_mention('bye')\"\n[team]\ntype = \"round_robin\"\n\
+         [[agents]]\nname = \"me\"\nkind = \"user_proxy\"\n",
+    )
+    .unwrap();
+    let run = |input: &[u8]| {
+        let mut child = agentgen(dir.path())
+            .args(["run", "--team"])
+            .arg(&file)
+            .arg("start")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(b"hello there\nbye now\n");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("── me ──\nhello there\n") && stdout.contains("bye now"), "{stdout}");
+    assert!(text(&out.stderr).contains("your turn"), "the prompt goes to stderr");
+    // End of input ends the run with an error, not a hang.
+    let out = run(b"");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("standard input ended"), "{}", text(&out.stderr));
+}
+
 /// The AutoGen dump: made now by the real `autogen-agentchat` package when
 /// `$AGENTGEN_PYTHON` has it (CI's virtualenv does), else the committed fixture it made.
 fn autogen_dump(dir: &Path) -> PathBuf {
