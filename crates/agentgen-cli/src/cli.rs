@@ -72,6 +72,12 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Check that an agentgen server at URL runs on this machine with the model it claims.
     VerifyLocal(VerifyArgs),
+    /// Check a team file, or print a starter one.
+    Team {
+        /// What to do.
+        #[command(subcommand)]
+        action: TeamAction,
+    },
     /// Inspect the merged configuration.
     Config {
         /// What to do with it.
@@ -302,6 +308,23 @@ pub struct VerifyArgs {
     /// Seconds allowed for each request to the server.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub timeout: u64,
+}
+
+/// `agentgen team …`.
+#[derive(Debug, Subcommand)]
+pub enum TeamAction {
+    /// Check a team file (`-`: standard input) and print its agents, tools, termination and
+    /// graph; a broken file fails with its file:line:col.
+    Check {
+        /// The team file (TOML, or AutoGen component JSON ending in .json).
+        file: PathBuf,
+    },
+    /// Print a commented starter team file that passes `team check`.
+    New {
+        /// The team type: round_robin, selector, swarm or graph.
+        #[arg(long, default_value = "round_robin", value_name = "TYPE")]
+        kind: String,
+    },
 }
 
 /// `agentgen config …`.

@@ -23,7 +23,7 @@ use std::io::{IsTerminal, Write};
 use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, ConfigAction};
+use crate::cli::{Cli, Command, ConfigAction, TeamAction};
 use crate::config::{Overrides, Sources};
 use crate::error::{CliError, CliResult, EXIT_OK};
 
@@ -140,6 +140,8 @@ fn dispatch(cli: Cli) -> CliResult {
             let settings = settings(cli.config, &Overrides::default())?;
             runtime()?.block_on(commands::verify::run(&args, &settings))
         }
+        Command::Team { action: TeamAction::Check { file } } => commands::team::check(&file),
+        Command::Team { action: TeamAction::New { kind } } => commands::team::new(&kind),
         Command::Config { action: ConfigAction::Show { json } } => {
             let settings = settings(cli.config, &Overrides::default())?;
             if json {

@@ -35,12 +35,15 @@ pub struct Printer<W: Write> {
     streaming: Option<String>,
     /// Whether anything was printed on the current line.
     mid_line: bool,
+    /// Tokens of agents that stream while another one is printed (a graph's concurrent
+    /// branches), shown once the printed one is done.
+    held: Vec<(String, String)>,
 }
 
 impl<W: Write> Printer<W> {
     /// A printer for text (`json == false`) or JSON lines.
     pub fn new(out: W, json: bool) -> Self {
-        Self { out, json, streaming: None, mid_line: false }
+        Self { out, json, streaming: None, mid_line: false, held: Vec::new() }
     }
 
     /// The writer back.
@@ -62,6 +65,14 @@ impl<W: Write> Printer<W> {
         Ok(())
     }
 
+    fn write_tokens(&mut self, text: &str) -> io::Result<()> {
+        write!(self.out, "{text}")?;
+        if !text.is_empty() {
+            self.mid_line = !text.ends_with('\n');
+        }
+        Ok(())
+    }
+
     /// Prints one event.
     pub fn event(&mut self, event: &AgentEvent) -> io::Result<()> {
         if self.json {
@@ -70,23 +81,40 @@ impl<W: Write> Printer<W> {
             return self.out.flush();
         }
         match event {
-            AgentEvent::TokenChunk { source, text } => {
-                if self.streaming.as_deref() != Some(source) {
+            AgentEvent::TokenChunk { source, text } => match &self.streaming {
+                Some(current) if current != source => {
+                    match self.held.iter_mut().find(|(s, _)| s == source) {
+                        Some((_, held)) => held.push_str(text),
+                        None => self.held.push((source.clone(), text.clone())),
+                    }
+                }
+                Some(_) => self.write_tokens(text)?,
+                None => {
                     self.header(source)?;
                     self.streaming = Some(source.clone());
+                    self.write_tokens(text)?;
                 }
-                write!(self.out, "{text}")?;
-                self.mid_line = !text.ends_with('\n');
-            }
+            },
             AgentEvent::Message(m) => {
-                // An agent whose tokens were streamed has already been shown.
+                // An agent whose tokens were streamed has already been shown; one whose tokens
+                // were held is shown whole now.
+                self.held.retain(|(s, _)| *s != m.source);
                 if self.streaming.as_deref() != Some(m.source.as_str()) {
                     self.header(&m.source)?;
                     write!(self.out, "{}", m.content)?;
                     self.mid_line = !m.content.ends_with('\n');
+                    self.end_line()?;
+                } else {
+                    self.end_line()?;
+                    self.streaming = None;
+                    // The next held agent, if any, goes on streaming from here.
+                    if !self.held.is_empty() {
+                        let (source, text) = self.held.remove(0);
+                        self.header(&source)?;
+                        self.streaming = Some(source);
+                        self.write_tokens(&text)?;
+                    }
                 }
-                self.end_line()?;
-                self.streaming = None;
             }
             AgentEvent::ToolCallRequest { calls, .. } => {
                 self.end_line()?;
@@ -177,6 +205,22 @@ mod tests {
         assert!(out.contains("── writer ──\nHello\n"), "{out}");
         assert!(out.contains("── reviewer ──\nAPPROVE"), "{out}");
         assert!(out.contains("── user ──\ntask"), "{out}");
+    }
+
+    #[test]
+    fn concurrent_streams_are_shown_one_after_the_other() {
+        let mut p = Printer::new(Vec::new(), false);
+        let chunk = |source: &str, text: &str| AgentEvent::TokenChunk {
+            source: source.into(),
+            text: text.into(),
+        };
+        for e in [chunk("a", "A1 "), chunk("b", "B1 "), chunk("a", "A2"), chunk("b", "B2")] {
+            p.event(&e).unwrap();
+        }
+        p.event(&AgentEvent::Message(AgentMessage::text("a", "A1 A2"))).unwrap();
+        p.event(&chunk("b", " B3")).unwrap();
+        p.event(&AgentEvent::Message(AgentMessage::text("b", "B1 B2 B3"))).unwrap();
+        assert_eq!(text(p), "\n── a ──\nA1 A2\n\n── b ──\nB1 B2 B3\n");
     }
 
     #[test]

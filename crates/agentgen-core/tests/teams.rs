@@ -258,6 +258,94 @@ async fn graph_fan_in_waits_for_every_parent() {
     );
 }
 
+/// An agent that takes `delay` to answer and records when it started and ended.
+struct Slow {
+    name: String,
+    delay: std::time::Duration,
+    log: Arc<std::sync::Mutex<Vec<(String, std::time::Instant, std::time::Instant)>>>,
+}
+
+#[async_trait::async_trait]
+impl ChatAgent for Slow {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn description(&self) -> &str {
+        "slow"
+    }
+    async fn on_messages_with(
+        &mut self,
+        messages: &[AgentMessage],
+        _cancel: CancellationToken,
+        _sink: &agentgen_core::events::EventSink,
+    ) -> Result<agentgen_core::agent::Response, AgentError> {
+        let start = std::time::Instant::now();
+        tokio::time::sleep(self.delay).await;
+        let seen: Vec<&str> = messages.iter().map(|m| m.source.as_str()).collect();
+        self.log.lock().unwrap().push((self.name.clone(), start, std::time::Instant::now()));
+        Ok(agentgen_core::agent::Response::new(AgentMessage::text(
+            self.name.clone(),
+            format!("{} saw {}", self.name, seen.join(",")),
+        )))
+    }
+    async fn reset(&mut self) {}
+    async fn save_state(&self) -> Result<serde_json::Value, AgentError> {
+        Ok(serde_json::Value::Null)
+    }
+    async fn load_state(&mut self, _state: serde_json::Value) -> Result<(), AgentError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn graph_branches_whose_parents_are_done_run_concurrently() {
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let delay = std::time::Duration::from_millis(300);
+    let slow = |name: &str| Slow { name: name.into(), delay, log: log.clone() };
+    let mut flow = DiGraphBuilder::new()
+        .add_node(slow("a"))
+        .add_node(slow("b"))
+        .add_node(slow("c"))
+        .add_node(slow("d"))
+        .add_edge("a", "b")
+        .add_edge("a", "c")
+        .add_edge("b", "d")
+        .add_edge("c", "d")
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let result = flow.run("go".into()).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(sources(&result.messages), vec!["user", "a", "b", "c", "d"]);
+    let log = log.lock().unwrap().clone();
+    let span = |n: &str| log.iter().find(|(name, ..)| name == n).map(|(_, s, e)| (*s, *e)).unwrap();
+    let ((b0, b1), (c0, c1), (d0, _)) = (span("b"), span("c"), span("d"));
+    assert!(b0 < c1 && c0 < b1, "the branches b and c overlap in time: {log:?}");
+    assert!(d0 >= b1 && d0 >= c1, "the fan-in d waits for both branches: {log:?}");
+    // Three steps of 300 ms (a, then b and c together, then d), not four.
+    assert!(took < delay * 4, "took {took:?}");
+    // Each branch saw what came before the fan-out, not the other branch; d saw both.
+    let content = |n: &str| result.messages.iter().find(|m| m.source == n).unwrap().content.clone();
+    assert_eq!(content("b"), "b saw user,a");
+    assert_eq!(content("c"), "c saw user,a");
+    assert_eq!(content("d"), "d saw user,a,b,c");
+}
+
+#[tokio::test]
+async fn a_graph_batch_respects_the_turn_limit() {
+    let mut flow = DiGraphBuilder::new()
+        .add_boxed_node(echo("a"))
+        .add_boxed_node(echo("b"))
+        .add_boxed_node(echo("c"))
+        .add_edge("a", "b")
+        .add_edge("a", "c")
+        .build()
+        .unwrap()
+        .with_max_turns(2);
+    let result = flow.run("go".into()).await.unwrap();
+    assert_eq!(sources(&result.messages), vec!["user", "a", "b"]);
+}
+
 #[tokio::test]
 async fn graph_rejects_unconditional_cycles_and_unknown_nodes() {
     let cyc = DiGraphBuilder::new()

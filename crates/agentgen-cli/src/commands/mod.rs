@@ -7,6 +7,7 @@ pub mod pull;
 pub mod run;
 pub mod serve;
 pub mod sessions;
+pub mod team;
 pub mod verify;
 
 use crate::cli::ModelsArgs;

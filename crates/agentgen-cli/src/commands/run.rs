@@ -1,43 +1,42 @@
 //! `agentgen run TASK`: builds the team from a team file (or the built-in writer + reviewer),
 //! streams its events to stdout under each speaker's name, then prints a one-line summary.
 
+use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
-use agentgen_core::agent::{
-    AgentError, ApprovalPolicy, AssistantAgent, ChatAgent, CodeBlock, CodeExecutorAgent,
-};
+use agentgen_core::agent::{AgentError, ApprovalPolicy, CodeBlock, InputFn};
 use agentgen_core::events::{drive_stream, StreamItem, Task};
 use agentgen_core::journal::Journal;
-use agentgen_core::sandbox::SandboxPolicy;
-use agentgen_core::team::{RoundRobinGroupChat, SelectorGroupChat, Swarm, Team};
-use agentgen_core::termination::Termination;
-use agentgen_core::tools::Tool;
-use agentgen_core::{CancellationToken, ChatBackend, ToolChoice};
+use agentgen_core::team::Team;
+use agentgen_core::CancellationToken;
 use agentgen_mcp::McpServer;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::backends::{self, BackendChoice, BackendPool};
+use crate::backends::{self, BackendPool};
 use crate::cli::{BackendArgs, RunArgs};
 use crate::commands::sessions;
 use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::output::Printer;
-use crate::team::{AgentKind, TeamKind, TeamSpec, ToolChoiceSpec};
+use crate::team::{agent_choices, build_team, AgentKind, Runtime, TeamKind, TeamSpec};
 use crate::ui::{AgentInfo, Live, RunState};
 
 /// Runs `agentgen run`.
 pub async fn run(args: &RunArgs, settings: &Settings) -> CliResult {
-    let spec = match &args.team {
-        Some(path) => TeamSpec::from_file(path)?,
-        None => TeamSpec::builtin(),
+    let (spec, team_text) = match &args.team {
+        Some(path) => {
+            let (spec, text) = crate::commands::team::load(path)?;
+            (spec, Some(text))
+        }
+        None => (TeamSpec::builtin(), None),
     };
     let mut live = match args.ui {
         true => Some(Live::start(args.ui_port, &args.task).await?),
         false => None,
     };
-    let result = run_with(args, settings, &spec, live.as_mut()).await;
+    let result = run_with(args, settings, &spec, team_text, live.as_mut()).await;
     if let Some(live) = &live {
         match &result {
             // Ctrl-C: the person at the terminal wants out now.
@@ -53,6 +52,7 @@ async fn run_with(
     args: &RunArgs,
     settings: &Settings,
     spec: &TeamSpec,
+    team_text: Option<String>,
     mut live: Option<&mut Live>,
 ) -> CliResult {
     let prepared =
@@ -64,15 +64,9 @@ async fn run_with(
     let mut store_flag = None;
     let journal = match &args.session {
         Some(name) => {
-            // The team file's text goes into the journal: resume rebuilds the same team even if
-            // the file changed or went away.
-            let team = match &args.team {
-                Some(path) => Some(
-                    std::fs::read_to_string(path)
-                        .map_err(|e| CliError::io("reading the team file", e))?,
-                ),
-                None => None,
-            };
+            // The team file's text (AutoGen JSON: its TOML conversion) goes into the journal:
+            // resume rebuilds the same team even if the file changed or went away.
+            let team = team_text;
             let team_store = args.team.as_deref().and_then(|p| spec.session_store(p));
             let store = sessions::store_path(&args.store, team_store);
             store_flag = sessions::store_flag(&store);
@@ -112,47 +106,85 @@ pub async fn prepare(
         backends::preflight(settings, choice)?;
     }
     let mut pool = BackendPool::new(backend.no_pull);
-    let mut agent_backends = Vec::with_capacity(choices.len());
-    let mut agents = Vec::with_capacity(spec.agents.len());
-    let mut assistants = spec.agents.iter().filter(|a| a.kind == AgentKind::Assistant);
-    for choice in &choices {
+    let mut names = Vec::with_capacity(choices.len());
+    slot_names(spec, &mut names);
+    let mut slot_backends = Vec::with_capacity(choices.len());
+    let mut agents = Vec::with_capacity(spec.agents.len() + 1);
+    for (i, choice) in choices.iter().enumerate() {
         let backend = pool.get(settings, choice).await?;
-        let name = assistants.next().map(|a| a.name.get_ref().as_str()).unwrap_or_default();
-        agents.push(AgentInfo::assistant(name, backend.info()));
-        agent_backends.push(match live {
-            Some(live) => live.meter(name, backend),
-            None => backend,
+        let (name, kind) = names.get(i).cloned().unwrap_or_default();
+        let mut info = AgentInfo::assistant(&name, backend.info());
+        info.kind = kind;
+        agents.push(info);
+        slot_backends.push(match live {
+            // The selector's calls pick speakers; they are not agent turns.
+            Some(live) if kind != "selector" => live.meter(&name, backend),
+            _ => backend,
         });
     }
-    for a in spec.agents.iter().filter(|a| a.kind == AgentKind::CodeExecutor) {
+    for a in spec.agents.iter().filter(|a| !a.has_model()) {
         agents.push(AgentInfo {
             name: a.name.get_ref().clone(),
-            kind: "code_executor",
+            kind: match a.kind {
+                AgentKind::UserProxy => "user_proxy",
+                _ => "code_executor",
+            },
             ..AgentInfo::default()
         });
     }
-    let selector = match spec.team.kind {
-        TeamKind::Selector => {
-            let backend = pool.get(settings, &BackendChoice::from_settings(settings)).await?;
-            let mut info = AgentInfo::assistant("(selector)", backend.info());
-            info.kind = "selector";
-            agents.push(info);
-            Some(backend)
-        }
-        _ => None,
-    };
-    let max_messages = max_messages
-        .or_else(|| spec.termination.max_messages.as_ref().map(|m| *m.get_ref()))
-        .unwrap_or(settings.run.max_messages);
     let approval = if yes { ApprovalPolicy::RunWithoutAsking } else { ask_on_terminal() };
     let mcp = connect_mcp(spec).await?;
-    match build_team(spec, agent_backends, selector, max_messages, settings, approval, &mcp) {
+    let rt = Runtime { settings, approval, mcp: &mcp, input: stdin_input(), max_messages };
+    let built = build_team(spec, slot_backends, &rt);
+    match built {
         Ok(team) => Ok(Prepared { team, mcp, agents }),
         Err(e) => {
             shutdown_mcp(mcp).await;
             Err(e)
         }
     }
+}
+
+/// The agent name and kind of every model slot, in [`agent_choices`]' order: a nested team's
+/// agents before the agent that holds them, the selector's model last.
+fn slot_names(spec: &TeamSpec, out: &mut Vec<(String, &'static str)>) {
+    for a in &spec.agents {
+        if let Some(inner) = &a.inner {
+            slot_names(inner, out);
+        }
+        if a.has_model() {
+            let kind = match a.kind {
+                AgentKind::SocietyOfMind => "society_of_mind",
+                _ => "assistant",
+            };
+            out.push((a.name.get_ref().clone(), kind));
+        }
+    }
+    if spec.team.kind == TeamKind::Selector {
+        out.push(("(selector)".to_owned(), "selector"));
+    }
+}
+
+/// A user proxy's turn: the latest message on stderr, one line from stdin as the answer.
+fn stdin_input() -> InputFn {
+    Arc::new(|prompt: String| {
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "── your turn (one line; end of input stops) ──\n{prompt}");
+                let _ = write!(err, "> ");
+                let _ = err.flush();
+                let mut line = String::new();
+                match std::io::stdin().lock().read_line(&mut line) {
+                    Ok(0) => Err("no input: standard input ended".to_owned()),
+                    Ok(_) => Ok(line.trim_end_matches(['\r', '\n']).to_owned()),
+                    Err(e) => Err(format!("reading standard input: {e}")),
+                }
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+        })
+    })
 }
 
 /// A team ready to run, with the MCP servers its tools reach (stopped by [`Prepared::finish`]).
@@ -279,131 +311,6 @@ pub async fn drive(
     outcome
 }
 
-/// The backend each assistant runs on (code executors need none): its own `backend`/`model`
-/// from the team file, else the configured ones.
-pub fn agent_choices(spec: &TeamSpec, settings: &Settings) -> CliResult<Vec<BackendChoice>> {
-    spec.agents
-        .iter()
-        .filter(|a| a.kind == AgentKind::Assistant)
-        .map(|a| {
-            let kind = match &a.backend {
-                Some(b) => b.get_ref().parse()?,
-                None => settings.backend,
-            };
-            // The configured model belongs to the configured backend.
-            let model = a
-                .model
-                .clone()
-                .or_else(|| (kind == settings.backend).then(|| settings.model.clone()).flatten());
-            Ok(BackendChoice { kind, model })
-        })
-        .collect()
-}
-
-/// Builds the team a spec describes, one backend per assistant (in order), plus the selector's
-/// model for selector teams; code executors approve blocks as `approval` says.
-pub fn build_team(
-    spec: &TeamSpec,
-    agent_backends: Vec<Arc<dyn ChatBackend>>,
-    selector: Option<Arc<dyn ChatBackend>>,
-    max_messages: usize,
-    settings: &Settings,
-    approval: ApprovalPolicy,
-    mcp: &[McpServer],
-) -> CliResult<Box<dyn Team>> {
-    let mut agents: Vec<Box<dyn ChatAgent>> = Vec::new();
-    let mut backends = agent_backends.into_iter();
-    for a in &spec.agents {
-        if a.kind == AgentKind::CodeExecutor {
-            let mut sandbox = SandboxPolicy::default();
-            if a.allow_network {
-                sandbox = sandbox.allow_network();
-            }
-            let mut agent = CodeExecutorAgent::new(a.name.get_ref().clone(), approval.clone())
-                .with_sandbox(sandbox);
-            if let Some(secs) = a.timeout_s {
-                agent = agent.with_timeout(std::time::Duration::from_secs(secs));
-            }
-            if let Some(d) = &a.description {
-                agent = agent.with_description(d.clone());
-            }
-            agents.push(Box::new(agent));
-            continue;
-        }
-        let backend = backends.next().ok_or_else(|| {
-            CliError::Config(format!("no model backend for agent `{}`", a.name.get_ref()))
-        })?;
-        let mut agent = AssistantAgent::new(a.name.get_ref().clone(), backend)
-            .with_system_message(a.system_message.clone().unwrap_or_default())
-            .with_streaming(true);
-        if let Some(d) = &a.description {
-            agent = agent.with_description(d.clone());
-        }
-        agent = agent.with_request_defaults(agentgen_core::ChatRequest {
-            max_tokens: settings.run.max_tokens,
-            seed: settings.run.seed,
-            temperature: settings.run.temperature,
-            tool_choice: match a.tool_choice {
-                ToolChoiceSpec::Auto => None,
-                ToolChoiceSpec::Required => Some(ToolChoice::Required),
-                ToolChoiceSpec::None => Some(ToolChoice::None),
-            },
-            ..agentgen_core::ChatRequest::default()
-        });
-        agent = agent.with_speaker_names(spec.team.speaker_names);
-        for tool in &a.tools {
-            for tool in resolve_tool(tool.get_ref(), mcp)? {
-                agent = agent.with_tool_arc(tool).map_err(|e| CliError::Config(e.to_string()))?;
-            }
-        }
-
-        for target in &a.handoffs {
-            agent = agent.with_handoff(target.get_ref().as_str());
-        }
-        agents.push(Box::new(agent));
-    }
-
-    let mut termination = Termination::max_messages(max_messages);
-    if let Some(text) = &spec.termination.text_mention {
-        termination = termination | Termination::text_mention(text.get_ref().clone());
-    }
-    Ok(match spec.team.kind {
-        TeamKind::RoundRobin => Box::new(
-            RoundRobinGroupChat::new(agents).map_err(agent_error)?.with_termination(termination),
-        ),
-        TeamKind::Selector => {
-            let selector = selector.ok_or_else(|| {
-                CliError::Config("a selector team needs a model to select speakers".into())
-            })?;
-            Box::new(
-                SelectorGroupChat::new(agents, selector)
-                    .map_err(agent_error)?
-                    .with_allow_repeated_speaker(spec.team.allow_repeated_speaker)
-                    .with_termination(termination),
-            )
-        }
-        TeamKind::Swarm => {
-            Box::new(Swarm::new(agents).map_err(agent_error)?.with_termination(termination))
-        }
-    })
-}
-
-/// The tools a team file's `tools` entry names: a built-in tool, or `server.*` /
-/// `server.tool` of a connected MCP server.
-fn resolve_tool(entry: &str, mcp: &[McpServer]) -> CliResult<Vec<Arc<dyn Tool>>> {
-    match entry.split_once('.') {
-        Some((server, selector)) => {
-            let server = mcp.iter().find(|m| m.name() == server).ok_or_else(|| {
-                CliError::Config(format!("no MCP server `{server}` for tool `{entry}`"))
-            })?;
-            Ok(server.select(selector)?)
-        }
-        None => crate::tools::builtin(entry)
-            .map(|t| vec![t])
-            .ok_or_else(|| CliError::Config(format!("unknown tool `{entry}`"))),
-    }
-}
-
 /// Shows each block on stderr and runs it only if the person at the terminal says yes; with no
 /// terminal to ask on, runs nothing.
 fn ask_on_terminal() -> ApprovalPolicy {
@@ -454,6 +361,7 @@ mod tests {
     use std::path::Path;
 
     use agentgen_core::testing::{Reply, ScriptedBackend};
+    use agentgen_core::ChatBackend;
 
     use super::*;
     use crate::config::{load, Overrides, Sources};
@@ -466,6 +374,27 @@ mod tests {
 
     fn yes() -> ApprovalPolicy {
         ApprovalPolicy::RunWithoutAsking
+    }
+
+    fn no_input() -> InputFn {
+        Arc::new(|_| Box::pin(async { Err("no input in tests".to_owned()) }))
+    }
+
+    fn build(
+        spec: &TeamSpec,
+        backends: Vec<Arc<dyn ChatBackend>>,
+        max_messages: usize,
+        approval: ApprovalPolicy,
+    ) -> CliResult<Box<dyn Team>> {
+        let settings = settings();
+        let rt = Runtime {
+            settings: &settings,
+            approval,
+            mcp: &[],
+            input: no_input(),
+            max_messages: Some(max_messages),
+        };
+        build_team(spec, backends, &rt)
     }
 
     fn spec(text: &str) -> TeamSpec {
@@ -483,16 +412,7 @@ mod tests {
             Arc::new(ScriptedBackend::with_texts(["draft", "draft 2"]));
         let reviewer: Arc<dyn ChatBackend> =
             Arc::new(ScriptedBackend::with_texts(["shorter please", "APPROVE"]));
-        let mut team = build_team(
-            &TeamSpec::builtin(),
-            vec![writer, reviewer],
-            None,
-            10,
-            &settings(),
-            yes(),
-            &[],
-        )
-        .unwrap();
+        let mut team = build(&TeamSpec::builtin(), vec![writer, reviewer], 10, yes()).unwrap();
         assert_eq!(
             sources_of(&mut team, "task").await,
             ["user", "writer", "reviewer", "writer", "reviewer"]
@@ -515,8 +435,7 @@ mod tests {
             Reply::call("c1", "add", r#"{"a": 2, "b": 3}"#),
             Reply::text("5. DONE"),
         ]));
-        let mut team =
-            build_team(&spec, vec![triage, solver], None, 5, &settings(), yes(), &[]).unwrap();
+        let mut team = build(&spec, vec![triage, solver], 5, yes()).unwrap();
         let sources = sources_of(&mut team, "2+3?").await;
         assert_eq!(sources.first().map(String::as_str), Some("user"));
         assert_eq!(sources.last().map(String::as_str), Some("solver"), "{sources:?}");
@@ -534,14 +453,11 @@ mod tests {
         let bob: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::with_texts(["from bob"]));
         let selector = Arc::new(ScriptedBackend::with_texts(["bob"]));
         let mut team =
-            build_team(&spec, vec![alice, bob], Some(selector.clone()), 2, &settings(), yes(), &[])
+            build(&spec, vec![alice, bob, selector.clone() as Arc<dyn ChatBackend>], 2, yes())
                 .unwrap();
         assert_eq!(sources_of(&mut team, "hi").await, ["user", "bob"]);
         assert_eq!(selector.request_count(), 1);
-        assert!(
-            build_team(&spec, vec![], None, 2, &settings(), yes(), &[]).is_err(),
-            "no selector model"
-        );
+        assert!(build(&spec, vec![], 2, yes()).is_err(), "no selector model");
     }
 
     #[test]
@@ -555,6 +471,7 @@ mod tests {
         let mut s = settings();
         s.model = Some("local-model".into());
         let choices = agent_choices(&spec, &s).unwrap();
+        use crate::backends::BackendChoice;
         use crate::config::BackendKind::*;
         assert_eq!(choices[0], BackendChoice { kind: Local, model: Some("local-model".into()) });
         assert_eq!(choices[1], BackendChoice { kind: Groq, model: Some("m".into()) });
@@ -582,7 +499,7 @@ mod tests {
     #[tokio::test]
     async fn a_code_executor_in_a_team_file_runs_blocks_sandboxed_with_yes() {
         let spec = spec(CODER_AND_TERMINAL);
-        let mut team = build_team(&spec, vec![coder()], None, 3, &settings(), yes(), &[]).unwrap();
+        let mut team = build(&spec, vec![coder()], 3, yes()).unwrap();
         assert_eq!(terminal_says(&mut team).await, "exit code: 0\nkey=none\n");
     }
 
@@ -595,7 +512,7 @@ mod tests {
             count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async { false }
         });
-        let mut team = build_team(&spec, vec![coder()], None, 3, &settings(), refuse, &[]).unwrap();
+        let mut team = build(&spec, vec![coder()], 3, refuse).unwrap();
         assert_eq!(terminal_says(&mut team).await, "Code execution was not approved.");
         assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
     }

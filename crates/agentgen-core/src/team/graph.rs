@@ -1,7 +1,10 @@
 //! [`GraphFlow`]: agents as nodes of a directed graph; after a node speaks, its outgoing
 //! edges whose conditions hold activate their targets. A node with several incoming edges
 //! waits for all of them (or any one, when built with `any` activation). The run ends when no
-//! node is ready. Loops need a conditional edge out of them.
+//! node is ready. Loops need a conditional edge out of them. Nodes that are ready together
+//! (the branches of a fan-out, once all their parents are done) speak concurrently, each on the
+//! messages from before them, and their messages are committed in the order they became ready;
+//! a journaled run runs them one at a time.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -256,6 +259,11 @@ impl SpeakerPolicy for GraphPolicy {
             }
         }
         Ok(())
+    }
+
+    fn concurrent_with(&self, _view: &GroupView<'_>, first: usize) -> Vec<usize> {
+        // Everything in the queue has all its parents done: the branches run together.
+        self.ready.iter().copied().filter(|&i| i != first).collect()
     }
 
     fn done_reason(&self) -> String {

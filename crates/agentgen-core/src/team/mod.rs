@@ -121,6 +121,14 @@ pub trait SpeakerPolicy: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Speakers that may speak at the same time as `first` (the one [`select`](Self::select)
+    /// just picked), in order: a graph's branches whose parents are all done. The team runs
+    /// them concurrently, each on the messages from before the batch, then commits their
+    /// messages in this order ([`observe`](Self::observe) once per speaker). Default: none.
+    fn concurrent_with(&self, _view: &GroupView<'_>, _first: usize) -> Vec<usize> {
+        Vec::new()
+    }
+
     /// Why the run stops when [`select`](Self::select) returns `None`.
     fn done_reason(&self) -> String {
         "No next speaker".to_owned()
@@ -242,13 +250,101 @@ impl<P: SpeakerPolicy> GroupChat<P> {
         Some(reason)
     }
 
-    /// One turn: pick, speak, broadcast. `Ok(Some(reason))` stops the run.
+    /// `first` and the speakers the policy lets speak with it: known, distinct, and no more
+    /// than the turns this run has left.
+    fn batch_with(&self, first: usize, base_turns: usize) -> Vec<usize> {
+        let view = GroupView {
+            names: &self.names,
+            descriptions: &self.descriptions,
+            thread: &self.thread,
+            last_speaker: self.last_speaker,
+        };
+        let left = self
+            .max_turns
+            .map_or(usize::MAX, |max| max.saturating_sub(self.turns.saturating_sub(base_turns)));
+        let mut batch = vec![first];
+        for i in self.policy.concurrent_with(&view, first) {
+            if batch.len() >= left {
+                break;
+            }
+            if i < self.agents.len() && !batch.contains(&i) {
+                batch.push(i);
+            }
+        }
+        batch
+    }
+
+    /// Several turns at once: every speaker of `batch` answers concurrently on what it had
+    /// not seen before the batch; then their messages are committed in batch order. A
+    /// speaker that failed keeps its unseen messages (the policy still has it ready), the
+    /// others' messages stay committed, and the first error is returned.
+    async fn concurrent_turns(
+        &mut self,
+        batch: &[usize],
+        cancel: &CancellationToken,
+        sink: &EventSink,
+        out: &mut Vec<AgentMessage>,
+        usage: &mut Usage,
+    ) -> Result<Option<String>, AgentError> {
+        let unseen: Vec<Vec<AgentMessage>> =
+            batch.iter().map(|&i| std::mem::take(&mut self.pending[i])).collect();
+        let results = {
+            let mut slots: Vec<Option<&mut Box<dyn ChatAgent>>> =
+                self.agents.iter_mut().map(Some).collect();
+            let turns = batch.iter().zip(&unseen).filter_map(|(&i, messages)| {
+                let agent = slots.get_mut(i)?.take()?;
+                Some(agent.on_messages_with(messages, cancel.clone(), sink))
+            });
+            futures::future::join_all(turns).await
+        };
+        let mut stop = None;
+        let mut first_error = None;
+        for ((&speaker, unseen), result) in batch.iter().zip(unseen).zip(results) {
+            let response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    self.pending[speaker] = unseen;
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            let message = response.message;
+            if let Some(u) = message.usage {
+                *usage += u;
+            }
+            sink.emit(AgentEvent::Message(message.clone()));
+            self.broadcast(&message, Some(speaker));
+            let view = GroupView {
+                names: &self.names,
+                descriptions: &self.descriptions,
+                thread: &self.thread,
+                last_speaker: self.last_speaker,
+            };
+            self.policy.observe(&view, speaker, &message)?;
+            self.last_speaker = Some(speaker);
+            self.turns += 1;
+            out.push(message.clone());
+            if stop.is_none() {
+                let mut events = response.inner_events;
+                events.push(AgentEvent::Message(message));
+                stop = self.check_termination(&events);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(stop),
+        }
+    }
+
+    /// One turn: pick, speak, broadcast (several turns when the policy lets speakers run
+    /// concurrently). `Ok(Some(reason))` stops the run.
     async fn turn(
         &mut self,
         cancel: &CancellationToken,
         sink: &EventSink,
         out: &mut Vec<AgentMessage>,
         usage: &mut Usage,
+        base_turns: usize,
     ) -> Result<Option<String>, AgentError> {
         if cancel.is_cancelled() {
             return Err(AgentError::Cancelled);
@@ -261,6 +357,7 @@ impl<P: SpeakerPolicy> GroupChat<P> {
         };
         let journal = sink.journal();
         let replayed = journal.and_then(|j| j.replayed_speaker());
+        let fresh = replayed.is_none();
         let speaker = match replayed {
             Some(name) => {
                 view.index_of(&name).ok_or_else(|| AgentError::UnknownAgent(name.clone()))?
@@ -280,6 +377,13 @@ impl<P: SpeakerPolicy> GroupChat<P> {
                 "speaker policy chose agent #{speaker} of {}",
                 self.agents.len()
             )));
+        }
+        // A journaled run keeps one speaker per record, so its batches run one at a time.
+        if fresh && journal.is_none() {
+            let batch = self.batch_with(speaker, base_turns);
+            if batch.len() > 1 {
+                return self.concurrent_turns(&batch, cancel, sink, out, usage).await;
+            }
         }
         let unseen = std::mem::take(&mut self.pending[speaker]);
         let result = self.agents[speaker].on_messages_with(&unseen, cancel.clone(), sink).await;
@@ -357,7 +461,7 @@ impl<P: SpeakerPolicy> GroupChat<P> {
                 stop = Some(format!("Maximum number of turns {} reached.", run_turns));
                 break;
             }
-            stop = self.turn(cancel, sink, &mut out, &mut usage).await?;
+            stop = self.turn(cancel, sink, &mut out, &mut usage, base).await?;
         }
         let reason = stop.unwrap_or_default();
         if let Some(j) = journal {
