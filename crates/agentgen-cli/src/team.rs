@@ -4,6 +4,7 @@
 //! ```toml
 //! [team]
 //! type = "round_robin"          # round_robin | selector | swarm
+//! name = "writers"              # optional: the team's name in traces (default: its type)
 //! speaker_names = "prefix"      # prefix ("name: text", default) | name_field | off
 //!
 //! [termination]
@@ -98,6 +99,9 @@ pub struct TeamSection {
     /// The team type.
     #[serde(rename = "type")]
     pub kind: TeamKind,
+    /// The team's name in traces (default: its type).
+    #[serde(default)]
+    pub name: Option<String>,
     /// Whether the selector may pick the same agent twice in a row.
     #[serde(default)]
     pub allow_repeated_speaker: bool,

@@ -300,9 +300,13 @@ pub fn build_team(
     if let Some(text) = &spec.termination.text_mention {
         termination = termination | Termination::text_mention(text.get_ref().clone());
     }
+    let name = spec.team.name.clone().unwrap_or_else(|| spec.team.kind.to_string());
     Ok(match spec.team.kind {
         TeamKind::RoundRobin => Box::new(
-            RoundRobinGroupChat::new(agents).map_err(agent_error)?.with_termination(termination),
+            RoundRobinGroupChat::new(agents)
+                .map_err(agent_error)?
+                .with_name(name)
+                .with_termination(termination),
         ),
         TeamKind::Selector => {
             let selector = selector.ok_or_else(|| {
@@ -312,12 +316,13 @@ pub fn build_team(
                 SelectorGroupChat::new(agents, selector)
                     .map_err(agent_error)?
                     .with_allow_repeated_speaker(spec.team.allow_repeated_speaker)
+                    .with_name(name)
                     .with_termination(termination),
             )
         }
-        TeamKind::Swarm => {
-            Box::new(Swarm::new(agents).map_err(agent_error)?.with_termination(termination))
-        }
+        TeamKind::Swarm => Box::new(
+            Swarm::new(agents).map_err(agent_error)?.with_name(name).with_termination(termination),
+        ),
     })
 }
 
