@@ -34,7 +34,11 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
-    telemetry::init(cli.verbose, cli.quiet);
+    // `[telemetry]` is read before the command runs; a configuration error is the command's
+    // to report.
+    let early = config::load(&Sources::from_process(cli.config.clone()), &Overrides::default());
+    let early = early.as_ref().ok().map(|s| (&s.telemetry, s.origins.otlp_endpoint));
+    telemetry::init(cli.verbose, cli.quiet, early);
     let code = match dispatch(cli) {
         Ok(()) => EXIT_OK,
         Err(e) => {

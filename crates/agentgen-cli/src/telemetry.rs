@@ -18,6 +18,9 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
+use crate::config::TelemetrySettings;
+use crate::key_trust::Origin;
+
 /// The service name when `OTEL_SERVICE_NAME` is not set.
 pub const DEFAULT_SERVICE_NAME: &str = "agentgen";
 
@@ -25,6 +28,9 @@ pub const DEFAULT_SERVICE_NAME: &str = "agentgen";
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(not(feature = "otel"), allow(dead_code))]
 pub struct OtlpSettings {
+    /// The traces URL from `[telemetry] otlp_endpoint`; `None`: the exporter reads the
+    /// `OTEL_EXPORTER_OTLP_*` variables.
+    pub traces_url: Option<String>,
     /// The service name.
     pub service_name: String,
     /// Whether message contents go into spans.
@@ -32,26 +38,45 @@ pub struct OtlpSettings {
 }
 
 impl OtlpSettings {
-    /// `Some` when an OTLP endpoint is set in `env` (a lookup like [`std::env::var`]).
-    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Option<Self> {
+    /// `Ok(Some)` when an OTLP endpoint is set: in `env` (a lookup like [`std::env::var`]),
+    /// else in `[telemetry]`. `Err` says why a configured endpoint is not used: one only
+    /// `./agentgen.toml` sets (a cloned project must not send a run's traces elsewhere).
+    pub fn resolve(
+        env: impl Fn(&str) -> Option<String>,
+        config: &TelemetrySettings,
+        origin: Origin,
+    ) -> Result<Option<Self>, String> {
         let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| set("OTEL_EXPORTER_OTLP_ENDPOINT"))?;
         if set("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
-            return None;
+            return Ok(None);
         }
-        let capture = set("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
-            .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1"));
-        Some(Self {
-            service_name: set("OTEL_SERVICE_NAME").unwrap_or_else(|| DEFAULT_SERVICE_NAME.into()),
-            capture_content: capture,
-        })
+        let from_env = set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .or_else(|| set("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        let traces_url = match (from_env, config.otlp_endpoint.as_deref().map(str::trim)) {
+            (Some(_), _) => None,
+            (None, None | Some("")) => return Ok(None),
+            (None, Some(_)) if origin == Origin::ProjectFile => {
+                return Err("[telemetry] otlp_endpoint in ./agentgen.toml is ignored: set it in                             your own config file or OTEL_EXPORTER_OTLP_ENDPOINT"
+                    .into())
+            }
+            (None, Some(base)) => Some(format!("{}/v1/traces", base.trim_end_matches('/'))),
+        };
+        let capture = match set("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") {
+            Some(v) => matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1"),
+            None => config.capture_content,
+        };
+        let service_name = set("OTEL_SERVICE_NAME")
+            .or_else(|| config.service_name.clone().filter(|n| !n.trim().is_empty()))
+            .unwrap_or_else(|| DEFAULT_SERVICE_NAME.into());
+        Ok(Some(Self { traces_url, service_name, capture_content: capture }))
     }
 }
 
 /// Installs the global subscriber: logs to stderr at `RUST_LOG` when set, else warn (info with
-/// -v, debug -vv, trace -vvv, error with -q); plus the OTLP exporter when the environment sets
-/// an endpoint. An exporter that cannot be built is reported on stderr and left out.
-pub fn init(verbose: u8, quiet: bool) {
+/// -v, debug -vv, trace -vvv, error with -q); plus the OTLP exporter when the environment or
+/// `[telemetry]` (with where it came from) sets an endpoint. An exporter that cannot be built
+/// is reported on stderr and left out.
+pub fn init(verbose: u8, quiet: bool, config: Option<(&TelemetrySettings, Origin)>) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -64,7 +89,16 @@ pub fn init(verbose: u8, quiet: bool) {
         _ => EnvFilter::new(level),
     };
     let ansi = std::io::stderr().is_terminal();
-    let failure = match OtlpSettings::from_env(|k| std::env::var(k).ok()) {
+    let (config, origin) = match config {
+        Some((config, origin)) => (config.clone(), origin),
+        None => (TelemetrySettings::default(), Origin::Default),
+    };
+    let resolved = OtlpSettings::resolve(|k| std::env::var(k).ok(), &config, origin);
+    let (resolved, mut failure) = match resolved {
+        Ok(found) => (found, None),
+        Err(why) => (None, Some(why)),
+    };
+    let failure = match resolved {
         #[cfg(feature = "otel")]
         Some(settings) => {
             use tracing_subscriber::layer::SubscriberExt;
@@ -79,15 +113,13 @@ pub fn init(verbose: u8, quiet: bool) {
                 .with_filter(filter);
             let registry = tracing_subscriber::registry().with(logs);
             match otlp::layer(&settings) {
-                Ok(otel) => {
-                    registry.with(otel).init();
-                    None
-                }
+                Ok(otel) => registry.with(otel).init(),
                 Err(e) => {
                     registry.init();
-                    Some(e)
+                    failure = Some(format!("OpenTelemetry export is off: {e}"));
                 }
             }
+            failure
         }
         found => {
             // No exporter: one global filter, so spans and events below the log level are
@@ -98,11 +130,18 @@ pub fn init(verbose: u8, quiet: bool) {
                 .with_ansi(ansi)
                 .with_target(verbose >= 2)
                 .init();
-            found.map(|_| "this agentgen is built without the `otel` feature".to_owned())
+            match found {
+                Some(_) => Some(
+                    "OpenTelemetry export is off: this agentgen is built without the `otel` \
+                     feature"
+                        .to_owned(),
+                ),
+                None => failure,
+            }
         }
     };
-    if let Some(e) = failure {
-        tracing::warn!("OpenTelemetry export is off: {e}");
+    if let Some(why) = failure {
+        tracing::warn!("{why}");
     }
 }
 
@@ -170,12 +209,14 @@ mod otlp {
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
         let client = ExportClient::new().map_err(|e| format!("no HTTP client: {e}"))?;
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpBinary)
-            .with_http_client(client)
-            .build()
-            .map_err(|e| e.to_string())?;
+            .with_http_client(client);
+        if let Some(url) = &settings.traces_url {
+            exporter = exporter.with_endpoint(url.clone());
+        }
+        let exporter = exporter.build().map_err(|e| e.to_string())?;
         let resource = Resource::builder().with_service_name(settings.service_name.clone()).build();
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
@@ -270,27 +311,58 @@ mod tests {
         move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
     }
 
+    fn resolve(
+        pairs: &[(&str, &str)],
+        config: &TelemetrySettings,
+        origin: Origin,
+    ) -> Result<Option<OtlpSettings>, String> {
+        OtlpSettings::resolve(env(pairs), config, origin)
+    }
+
+    fn on(url: Option<&str>, service: &str, capture: bool) -> Result<Option<OtlpSettings>, String> {
+        Ok(Some(OtlpSettings {
+            traces_url: url.map(str::to_owned),
+            service_name: service.into(),
+            capture_content: capture,
+        }))
+    }
+
     #[test]
     fn an_endpoint_turns_export_on_and_nothing_else_does() {
-        assert_eq!(OtlpSettings::from_env(env(&[])), None);
-        assert_eq!(OtlpSettings::from_env(env(&[("OTEL_SERVICE_NAME", "x")])), None);
-        assert_eq!(OtlpSettings::from_env(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")])), None);
-        let on = OtlpSettings::from_env(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]));
-        assert_eq!(
-            on,
-            Some(OtlpSettings { service_name: "agentgen".into(), capture_content: false })
-        );
-        let traces = env(&[
+        let none = TelemetrySettings::default();
+        let user = Origin::UserFile;
+        assert_eq!(resolve(&[], &none, user), Ok(None));
+        assert_eq!(resolve(&[("OTEL_SERVICE_NAME", "x")], &none, user), Ok(None));
+        assert_eq!(resolve(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")], &none, user), Ok(None));
+        let base = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")];
+        assert_eq!(resolve(&base, &none, user), on(None, "agentgen", false));
+        let traces = [
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/v1/traces"),
             ("OTEL_SERVICE_NAME", "svc"),
             ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true"),
-        ]);
-        assert_eq!(
-            OtlpSettings::from_env(traces),
-            Some(OtlpSettings { service_name: "svc".into(), capture_content: true })
-        );
-        let disabled =
-            env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_SDK_DISABLED", "true")]);
-        assert_eq!(OtlpSettings::from_env(disabled), None);
+        ];
+        assert_eq!(resolve(&traces, &none, user), on(None, "svc", true));
+        let disabled = [base[0], ("OTEL_SDK_DISABLED", "true")];
+        assert_eq!(resolve(&disabled, &none, user), Ok(None));
+    }
+
+    #[test]
+    fn the_config_file_endpoint_counts_unless_a_project_file_set_it() {
+        let config = TelemetrySettings {
+            otlp_endpoint: Some("http://collector:4318/".into()),
+            service_name: Some("mine".into()),
+            capture_content: true,
+        };
+        let url = Some("http://collector:4318/v1/traces");
+        assert_eq!(resolve(&[], &config, Origin::UserFile), on(url, "mine", true));
+        assert_eq!(resolve(&[], &config, Origin::Env), on(url, "mine", true));
+        assert!(resolve(&[], &config, Origin::ProjectFile).is_err());
+        // The environment wins: its endpoint (read by the exporter), name and capture.
+        let env = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://other:4318"),
+            ("OTEL_SERVICE_NAME", "svc"),
+            ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "false"),
+        ];
+        assert_eq!(resolve(&env, &config, Origin::ProjectFile), on(None, "svc", false));
     }
 }

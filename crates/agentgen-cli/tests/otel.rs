@@ -12,7 +12,8 @@
 //!   `traceparent`; its request span has that trace id and that parent, with the model call
 //!   under it. The same server started without an endpoint runs no exporter threads.
 //! - `the_openai_client_sends_the_trace_on`: `agentgen run --backend openai` against a small
-//!   OpenAI-compatible server in this test sends `traceparent` naming its own model-call span.
+//!   OpenAI-compatible server in this test sends `traceparent` naming its own model-call span;
+//!   the endpoint and service name come from `[telemetry]` in a `--config` file this time.
 #![cfg(all(feature = "local", feature = "otel"))]
 
 use std::collections::HashMap;
@@ -319,8 +320,13 @@ fn the_openai_client_sends_the_trace_on() {
     let one_agent = "[team]\ntype = \"round_robin\"\n[termination]\nmax_messages = 2\n\
         [[agents]]\nname = \"greeter\"\nsystem_message = \"You greet.\"\n";
     std::fs::write(&team, one_agent).unwrap();
+    let config = dir.path().join("config.toml");
+    let telemetry =
+        format!("[telemetry]\notlp_endpoint = \"{endpoint}\"\nservice_name = \"cfg\"\n");
+    std::fs::write(&config, telemetry).unwrap();
     let out = common::agentgen(dir.path())
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .arg("--config")
+        .arg(&config)
         .args(["run", "--team", team.to_str().unwrap(), "--backend", "openai"])
         .args(["--base-url", &base, "--model", "fake", "Say hi."])
         .output()
@@ -330,6 +336,7 @@ fn the_openai_client_sends_the_trace_on() {
     let spans = seen.lock().unwrap().spans.clone();
     eprintln!("{}", tree(&spans));
     let chat = spans.iter().find(|s| s.name == "chat fake").expect("a `chat fake` span");
+    assert_eq!(chat.service, "cfg");
     assert_eq!(chat.str("gen_ai.provider.name"), Some("openai"));
     assert_eq!(chat.int("gen_ai.usage.input_tokens"), Some(7));
     assert_eq!(chat.int("gen_ai.usage.output_tokens"), Some(2));
