@@ -94,7 +94,7 @@ pub fn init(verbose: u8, quiet: bool, config: Option<(&TelemetrySettings, Origin
         None => (TelemetrySettings::default(), Origin::Default),
     };
     let resolved = OtlpSettings::resolve(|k| std::env::var(k).ok(), &config, origin);
-    let (resolved, mut failure) = match resolved {
+    let (resolved, failure) = match resolved {
         Ok(found) => (found, None),
         Err(why) => (None, Some(why)),
     };
@@ -113,13 +113,15 @@ pub fn init(verbose: u8, quiet: bool, config: Option<(&TelemetrySettings, Origin
                 .with_filter(filter);
             let registry = tracing_subscriber::registry().with(logs);
             match otlp::layer(&settings) {
-                Ok(otel) => registry.with(otel).init(),
+                Ok(otel) => {
+                    registry.with(otel).init();
+                    failure
+                }
                 Err(e) => {
                     registry.init();
-                    failure = Some(format!("OpenTelemetry export is off: {e}"));
+                    Some(format!("OpenTelemetry export is off: {e}"))
                 }
             }
-            failure
         }
         found => {
             // No exporter: one global filter, so spans and events below the log level are
