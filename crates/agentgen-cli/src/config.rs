@@ -216,6 +216,22 @@ pub struct PullSettings {
     pub verify: bool,
 }
 
+/// Trace export (`[telemetry]`); the standard `OTEL_*` environment variables win over it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TelemetrySettings {
+    /// The OTLP/HTTP collector's base URL (`/v1/traces` is appended), as
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`. Not taken from `./agentgen.toml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// The service name, as `OTEL_SERVICE_NAME` (default `agentgen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// Export message contents, tool arguments and results, as
+    /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`.
+    #[serde(default)]
+    pub capture_content: bool,
+}
+
 /// The file/env shape before the backend name is checked.
 #[derive(Debug, Deserialize)]
 struct Raw {
@@ -234,6 +250,8 @@ struct Raw {
     run: RunSettings,
     #[serde(default)]
     pull: PullSettings,
+    #[serde(default)]
+    telemetry: TelemetrySettings,
 }
 
 /// The merged configuration.
@@ -259,6 +277,8 @@ pub struct Settings {
     pub run: RunSettings,
     /// Pulls.
     pub pull: PullSettings,
+    /// Trace export.
+    pub telemetry: TelemetrySettings,
     /// The config files that were read, lowest precedence first.
     #[serde(skip)]
     pub files: Vec<PathBuf>,
@@ -416,6 +436,7 @@ pub fn load(sources: &Sources, flags: &Overrides) -> CliResult<Settings> {
         server: raw.server,
         run: raw.run,
         pull: raw.pull,
+        telemetry: raw.telemetry,
         files,
     })
 }

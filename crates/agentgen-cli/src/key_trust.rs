@@ -56,6 +56,8 @@ pub struct Origins {
     pub groq_key: Origin,
     /// `openai.api_key`.
     pub openai_key: Origin,
+    /// `telemetry.otlp_endpoint`.
+    pub otlp_endpoint: Origin,
 }
 
 /// What the layers hold, highest precedence first per setting.
@@ -99,6 +101,11 @@ impl Layers<'_> {
             openai_key: origin(
                 &["openai", "api_key"],
                 &["OPENAI_API_KEY", "AGENTGEN_OPENAI__API_KEY"],
+                false,
+            ),
+            otlp_endpoint: origin(
+                &["telemetry", "otlp_endpoint"],
+                &["AGENTGEN_TELEMETRY__OTLP_ENDPOINT"],
                 false,
             ),
         }

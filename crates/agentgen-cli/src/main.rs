@@ -15,17 +15,16 @@ mod error;
 mod key_trust;
 mod machine;
 mod team;
+mod telemetry;
 mod tools;
 mod ui;
 
-use std::io::{IsTerminal, Write};
-
-use clap::{CommandFactory, Parser};
-use tracing_subscriber::EnvFilter;
+use std::io::Write;
 
 use crate::cli::{Cli, Command, ConfigAction, TeamAction};
 use crate::config::{Overrides, Sources};
 use crate::error::{CliError, CliResult, EXIT_OK};
+use clap::{CommandFactory, Parser};
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -36,7 +35,11 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
-    init_tracing(cli.verbose, cli.quiet);
+    // `[telemetry]` is read before the command runs; a configuration error is the command's
+    // to report.
+    let early = config::load(&Sources::from_process(cli.config.clone()), &Overrides::default());
+    let early = early.as_ref().ok().map(|s| (&s.telemetry, s.origins.otlp_endpoint));
+    telemetry::init(cli.verbose, cli.quiet, early);
     let code = match dispatch(cli) {
         Ok(()) => EXIT_OK,
         Err(e) => {
@@ -45,29 +48,9 @@ fn main() {
             e.exit_code()
         }
     };
+    // Spans still in the exporter's batch are sent before the process ends.
+    telemetry::shutdown();
     std::process::exit(code);
-}
-
-/// Logs to stderr: `RUST_LOG` when set, else warn (info with -v, debug -vv, trace -vvv,
-/// error with -q).
-fn init_tracing(verbose: u8, quiet: bool) {
-    let level = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        (false, _) => "trace",
-    };
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.trim().is_empty() => EnvFilter::new(spec),
-        _ => EnvFilter::new(level),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(verbose >= 2)
-        .init();
 }
 
 /// Merges the configuration layers with these command-line overrides.

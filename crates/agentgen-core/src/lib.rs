@@ -27,6 +27,7 @@ pub mod memory;
 pub mod model_context;
 pub mod sandbox;
 pub mod team;
+pub mod telemetry;
 pub mod termination;
 pub mod testing;
 pub mod tools;

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::events::ToolResult;
 use crate::message::ToolCall;
@@ -357,13 +358,22 @@ impl ToolSet {
     }
 
     /// Runs a call and turns any failure into an `Error: …` result the model can read.
+    /// The call runs in an `execute_tool {name}` span ([`crate::telemetry`]).
     pub async fn execute(&self, call: &ToolCall, cancel: &CancellationToken) -> ToolResult {
-        let (content, is_error) = match self.call(call, cancel).await {
+        let span = crate::telemetry::tool_span(call);
+        let (content, is_error) = match self.call(call, cancel).instrument(span.clone()).await {
             Ok(Value::String(s)) => (s, false),
             Ok(v) => (v.to_string(), false),
             Err(e) => (format!("Error: {e}"), true),
         };
-        ToolResult { call_id: call.id.clone(), name: call.function.name.clone(), content, is_error }
+        let result = ToolResult {
+            call_id: call.id.clone(),
+            name: call.function.name.clone(),
+            content,
+            is_error,
+        };
+        crate::telemetry::record_tool_result(&span, &result);
+        result
     }
 }
 

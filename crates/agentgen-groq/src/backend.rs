@@ -381,6 +381,21 @@ fn parse_base(base_url: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
+/// The W3C `traceparent` (and `tracestate`) of the current span, when a trace is being
+/// exported: the server at the other end joins the caller's trace. Empty otherwise.
+fn trace_headers() -> HeaderMap {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let mut headers = HeaderMap::new();
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        let cx = span.context();
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&cx, &mut opentelemetry_http::HeaderInjector(&mut headers))
+        });
+    }
+    headers
+}
+
 /// A request that got no answer: connection refused or reset, DNS, TLS… all retryable.
 fn send_failure(e: reqwest::Error) -> Failure {
     let text = error_text(&e);
@@ -401,11 +416,13 @@ impl ChatBackend for OpenAiBackend {
     async fn complete(&self, req: ChatRequest) -> Result<ChatResponse, BackendError> {
         let (body, model, tokens) = self.body_for(&req, false)?;
         tracing::debug!(url = %self.chat_url, model, "chat completion");
+        let trace = trace_headers();
         let attempt = || async {
             let send = async {
                 let resp = self
                     .http
                     .post(self.chat_url.clone())
+                    .headers(trace.clone())
                     .json(&body)
                     .send()
                     .await
@@ -424,11 +441,13 @@ impl ChatBackend for OpenAiBackend {
     async fn stream(&self, req: ChatRequest) -> Result<ChatStream, BackendError> {
         let (body, model, tokens) = self.body_for(&req, true)?;
         tracing::debug!(url = %self.chat_url, model, "streamed chat completion");
+        let trace = trace_headers();
         let attempt = || async {
             let send = async {
                 let resp = self
                     .http
                     .post(self.chat_url.clone())
+                    .headers(trace.clone())
                     .json(&body)
                     .send()
                     .await

@@ -4,6 +4,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use agentgen_core::telemetry;
 use agentgen_core::{ChatBackend, ChatChunk, ChatStream};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -12,6 +13,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -121,10 +123,15 @@ pub(crate) async fn chat_completions(
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now_secs();
 
+    let span = telemetry::chat_span(backend.info(), &request);
     if !stream {
         let guard = CancelGuard(Some(metrics.clone()));
-        let result = backend.complete(request).await;
+        let result = backend.complete(request).instrument(span.clone()).await;
         guard.disarm();
+        match &result {
+            Ok(resp) => telemetry::record_response(&span, resp),
+            Err(e) => telemetry::record_backend_error(&span, e),
+        }
         let resp = result?;
         drop(slot);
         metrics.record_latency(started.elapsed());
@@ -143,13 +150,19 @@ pub(crate) async fn chat_completions(
         return Ok(Json(ChatCompletion::from_response(&resp, &id, created, &model)).into_response());
     }
 
-    let mut stream = backend.stream(request).await?;
-    // Wait for the first item so a failure before any token (context overflow, bad schema)
-    // still answers a plain HTTP error instead of a broken stream.
-    let first = match stream.next().await {
-        Some(Ok(chunk)) => Some(chunk),
-        Some(Err(e)) => return Err(e.into()),
-        None => None,
+    let opened = async {
+        let mut stream = backend.stream(request).await?;
+        // Wait for the first item so a failure before any token (context overflow, bad
+        // schema) still answers a plain HTTP error instead of a broken stream.
+        let first = stream.next().await.transpose()?;
+        Ok::<_, agentgen_core::BackendError>((stream, first))
+    };
+    let (stream, first) = match opened.instrument(span.clone()).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            telemetry::record_backend_error(&span, &e);
+            return Err(e.into());
+        }
     };
     let writer = ChunkWriter { id, created, model: backend.info().model.clone(), include_usage };
     let sse = SseState {
@@ -161,6 +174,7 @@ pub(crate) async fn chat_completions(
         ttft_seen: false,
         metrics,
         completed: false,
+        span,
         _slot: slot,
     };
     let events = futures::stream::unfold(sse, |mut st| async move {
@@ -189,6 +203,8 @@ struct SseState {
     ttft_seen: bool,
     metrics: Arc<Metrics>,
     completed: bool,
+    /// The `chat {model}` span, open until the stream ends.
+    span: tracing::Span,
     _slot: SlotGuard,
 }
 
@@ -212,12 +228,13 @@ impl SseState {
             Phase::Body => {
                 let item = match self.pending.take() {
                     Some(chunk) => Some(Ok(chunk)),
-                    None => self.stream.next().await,
+                    None => self.stream.next().instrument(self.span.clone()).await,
                 };
                 Some(match item {
                     Some(Ok(chunk)) => self.on_chunk(&chunk),
                     Some(Err(e)) => {
                         self.phase = Phase::Done;
+                        telemetry::record_backend_error(&self.span, &e);
                         tracing::warn!(error = %e, "stream failed mid-way");
                         vec![error_data(ApiError::from(e))]
                     }
@@ -245,6 +262,8 @@ impl SseState {
         if let Some(reason) = chunk.finish_reason {
             out.push(data(&self.writer.finish(chunk, reason)));
             let usage = chunk.usage.unwrap_or_default();
+            let model = chunk.model.as_deref().unwrap_or_default();
+            telemetry::record_outcome(&self.span, model, reason, usage, chunk.timings.as_ref());
             self.metrics.record_usage(&usage);
             self.metrics.record_latency(self.started.elapsed());
             if self.writer.include_usage {

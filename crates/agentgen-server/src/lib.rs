@@ -5,7 +5,9 @@
 //! `GET /v1/models/{id}`, `GET /health`, `GET /metrics` (Prometheus) and `GET /v1/locality`.
 //! Every error is OpenAI's error JSON. The server binds 127.0.0.1 by default, needs an API key
 //! for any other address, bounds its queue (503 + `Retry-After` when full), cancels a
-//! generation when its client disconnects, and shuts down gracefully. Sealed
+//! generation when its client disconnects, and shuts down gracefully. Each API request runs in
+//! a `tracing` span that joins the caller's W3C `traceparent`, with the model call (GenAI
+//! attributes, see `agentgen_core::telemetry`) under it. Sealed
 //! ([`ServeConfig::sealed`], [`seal`]), it cannot reach the network once its model is loaded.
 
 use std::future::Future;
@@ -26,6 +28,7 @@ mod procfs;
 mod routes;
 pub mod seal;
 mod state;
+mod trace;
 pub mod verify;
 mod verify_conn;
 mod verify_kernel;

@@ -36,7 +36,9 @@ pub fn router(state: AppState) -> Router {
         // Outside the guard: a preflight (OPTIONS) from an allowed origin is answered here.
         app = app.layer(cors);
     }
-    app.layer(middleware::from_fn_with_state(state.clone(), count_requests)).with_state(state)
+    app.layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn(crate::trace::trace_request))
+        .with_state(state)
 }
 
 /// CORS for the configured origins (`*`: any), or none when no origin is configured.

@@ -71,6 +71,13 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> CliResult {
         match backends::build(settings, &choice, no_pull).await {
             Ok(backend) => {
                 let model = backend.info().model.clone();
+                if sealed && crate::telemetry::exporting() {
+                    // The exporter's open connection would outlive the seal: end it first.
+                    let _ = tokio::task::spawn_blocking(crate::telemetry::shutdown).await;
+                    eprintln!(
+                        "OpenTelemetry export stopped: a sealed server reaches no other machine"
+                    );
+                }
                 if let Err(e) = state.install_backend(backend) {
                     return match e {
                         ServeError::Seal(_) => CliError::Failed(e.to_string()),

@@ -137,15 +137,20 @@ fn build(
         agents.push(agent(spec, a, backends, rt)?);
     }
     let termination = termination(spec, rt, top);
+    let name = spec.team.name.clone().unwrap_or_else(|| spec.team.kind.to_string());
     Ok(match spec.team.kind {
         TeamKind::RoundRobin => Box::new(
-            RoundRobinGroupChat::new(agents).map_err(agent_error)?.with_termination(termination),
+            RoundRobinGroupChat::new(agents)
+                .map_err(agent_error)?
+                .with_name(name)
+                .with_termination(termination),
         ),
         TeamKind::Selector => {
             let selector = next_backend(backends, "the selector")?;
             let mut team = SelectorGroupChat::new(agents, selector)
                 .map_err(agent_error)?
                 .with_allow_repeated_speaker(spec.team.allow_repeated_speaker)
+                .with_name(name)
                 .with_termination(termination);
             if let Some(prompt) = &spec.team.selector_prompt {
                 team = team.with_selector_prompt(prompt.get_ref().clone());
@@ -176,9 +181,9 @@ fn build(
             }
             Box::new(team)
         }
-        TeamKind::Swarm => {
-            Box::new(Swarm::new(agents).map_err(agent_error)?.with_termination(termination))
-        }
+        TeamKind::Swarm => Box::new(
+            Swarm::new(agents).map_err(agent_error)?.with_name(name).with_termination(termination),
+        ),
         TeamKind::Graph => {
             let mut graph = DiGraphBuilder::new();
             for a in agents {

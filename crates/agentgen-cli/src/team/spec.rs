@@ -61,6 +61,9 @@ pub struct TeamSection {
     /// The team type.
     #[serde(rename = "type")]
     pub kind: TeamKind,
+    /// The team's name in traces (default: its type).
+    #[serde(default)]
+    pub name: Option<String>,
     /// Whether the selector may pick the same agent twice in a row.
     #[serde(default)]
     pub allow_repeated_speaker: bool,

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 /// The binary under test (`$AGENTGEN_BIN` when set: another build of it) with a clean
 /// environment: no keys, no AGENTGEN_* settings but the model cache, the test model and the
-/// Python to use, no RUST_LOG, an empty user config directory, and `work` as its directory.
+/// Python to use, no RUST_LOG, no OTEL_* (no trace export), an empty user config directory,
+/// and `work` as its directory.
 pub fn agentgen(work: &Path) -> Command {
     let bin = std::env::var_os("AGENTGEN_BIN")
         .map(PathBuf::from)
@@ -21,6 +22,9 @@ pub fn agentgen(work: &Path) -> Command {
         .env_remove("RUST_LOG")
         .env_remove("AGENTGEN_CONFIG");
     for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") {
+            cmd.env_remove(&k);
+        }
         if k.starts_with("AGENTGEN_")
             && !matches!(k.as_str(), "AGENTGEN_HOME" | "AGENTGEN_TEST_MODEL" | "AGENTGEN_PYTHON")
         {

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{cancellable, parse_state, to_state, AgentError, ChatAgent, Response};
 use crate::backend::ChatBackend;
@@ -20,6 +21,7 @@ use crate::message::{ChatMessage, ToolCall};
 use crate::model_context::{ModelContext, SpeakerNames};
 use crate::request::{ChatRequest, ResponseFormat, ToolChoice, ToolSpec};
 use crate::response::{ChatResponse, StreamAccumulator, Usage};
+use crate::telemetry;
 use crate::tools::{check_schema, schema_for, Tool, ToolError, ToolSet};
 
 /// A handoff the agent may make: a tool named `transfer_to_<target>` that, when the model
@@ -301,6 +303,7 @@ impl AssistantAgent {
         if let Some(answer) = journal.and_then(|j| j.replayed_answer(&self.name)) {
             return Ok(answer);
         }
+        let span = telemetry::chat_span(self.backend.info(), &req);
         let backend = Arc::clone(&self.backend);
         let source = self.name.clone();
         let stream = self.stream;
@@ -322,7 +325,13 @@ impl AssistantAgent {
             }
             Ok(acc.finish()?)
         })
-        .await?;
+        .instrument(span.clone())
+        .await;
+        match &answer {
+            Ok(a) => telemetry::record_response(&span, a),
+            Err(e) => telemetry::record_error(&span, e),
+        }
+        let answer = answer?;
         if let Some(j) = journal {
             j.model_answer(&self.name, &answer)?;
         }

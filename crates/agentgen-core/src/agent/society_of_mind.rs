@@ -111,7 +111,10 @@ impl ChatAgent for SocietyOfMindAgent {
             ChatMessage::user(self.response_prompt.clone()),
         ];
         let backend = Arc::clone(&self.backend);
-        let resp = cancellable(&cancel, async move { Ok(backend.complete(req).await?) }).await?;
+        let resp = cancellable(&cancel, async move {
+            crate::telemetry::complete_traced(backend.as_ref(), req).await
+        })
+        .await?;
         self.team.reset().await;
         let usage = resp.usage + result.usage;
         let text = resp.text().unwrap_or_default().to_owned();

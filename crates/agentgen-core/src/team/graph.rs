@@ -219,6 +219,10 @@ impl GraphPolicy {
 
 #[async_trait]
 impl SpeakerPolicy for GraphPolicy {
+    fn kind(&self) -> &'static str {
+        "graph"
+    }
+
     async fn select(
         &mut self,
         _view: &GroupView<'_>,

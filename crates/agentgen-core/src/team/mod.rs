@@ -19,12 +19,14 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::agent::{parse_state, to_state, AgentError, ChatAgent};
 use crate::events::{
     drive_stream, AgentEvent, AgentMessage, EventSink, StreamItem, Task, TaskResult,
 };
 use crate::response::Usage;
+use crate::telemetry;
 use crate::termination::{Termination, TerminationCondition};
 
 /// A group of agents that works on a task until a termination condition (or its own logic)
@@ -89,6 +91,11 @@ impl GroupView<'_> {
 /// Picks who speaks next in a [`GroupChat`].
 #[async_trait]
 pub trait SpeakerPolicy: Send + Sync + std::fmt::Debug {
+    /// The team type this policy makes (`round_robin`, `selector`…), for traces.
+    fn kind(&self) -> &'static str {
+        "group_chat"
+    }
+
     /// Checks the policy against the team's agents when the team is built.
     fn validate(&self, _agents: &[Box<dyn ChatAgent>]) -> Result<(), AgentError> {
         Ok(())
@@ -148,6 +155,7 @@ pub trait SpeakerPolicy: Send + Sync + std::fmt::Debug {
 /// termination and state.
 #[derive(Debug)]
 pub struct GroupChat<P: SpeakerPolicy> {
+    name: Option<String>,
     agents: Vec<Box<dyn ChatAgent>>,
     names: Vec<String>,
     descriptions: Vec<String>,
@@ -193,6 +201,7 @@ impl<P: SpeakerPolicy> GroupChat<P> {
         }
         policy.validate(&agents)?;
         Ok(Self {
+            name: None,
             descriptions: agents.iter().map(|a| a.description().to_owned()).collect(),
             pending: vec![Vec::new(); agents.len()],
             agents,
@@ -204,6 +213,18 @@ impl<P: SpeakerPolicy> GroupChat<P> {
             last_speaker: None,
             turns: 0,
         })
+    }
+
+    /// Names the team (in traces: the `invoke_agent {name}` span of each run); the default is
+    /// the policy's kind (`round_robin`, `selector`…).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The team's name ([`with_name`](Self::with_name)).
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or_else(|| self.policy.kind())
     }
 
     /// Stops the run when `termination` fires.
@@ -386,15 +407,23 @@ impl<P: SpeakerPolicy> GroupChat<P> {
             }
         }
         let unseen = std::mem::take(&mut self.pending[speaker]);
-        let result = self.agents[speaker].on_messages_with(&unseen, cancel.clone(), sink).await;
+        let agent = &mut self.agents[speaker];
+        let span = telemetry::agent_span(agent.name());
+        let result =
+            agent.on_messages_with(&unseen, cancel.clone(), sink).instrument(span.clone()).await;
         let response = match result {
             Ok(r) => r,
             Err(e) => {
+                telemetry::record_error(&span, &e);
                 self.pending[speaker] = unseen;
                 return Err(e);
             }
         };
         let message = response.message;
+        if let Some(u) = message.usage.filter(|_| !span.is_disabled()) {
+            span.record("gen_ai.usage.input_tokens", i64::from(u.prompt_tokens));
+            span.record("gen_ai.usage.output_tokens", i64::from(u.completion_tokens));
+        }
         if let Some(u) = message.usage {
             *usage += u;
         }
@@ -480,7 +509,18 @@ impl<P: SpeakerPolicy> Team for GroupChat<P> {
         cancel: CancellationToken,
         sink: &EventSink,
     ) -> Result<TaskResult, AgentError> {
-        let res = self.run_journaled(task, &cancel, sink).await;
+        let span = telemetry::team_span(self.name(), self.policy.kind());
+        let res = self.run_journaled(task, &cancel, sink).instrument(span.clone()).await;
+        match &res {
+            Ok(result) if !span.is_disabled() => {
+                span.record("agentgen.team.messages", result.messages.len() as i64);
+                if let Some(reason) = &result.stop_reason {
+                    span.record("agentgen.stop_reason", reason.as_str());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => telemetry::record_error(&span, e),
+        }
         if let (Err(AgentError::Cancelled), Some(j)) = (&res, sink.journal()) {
             j.cancelled();
         }

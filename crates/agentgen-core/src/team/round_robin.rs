@@ -16,6 +16,10 @@ pub struct RoundRobinPolicy {
 
 #[async_trait]
 impl SpeakerPolicy for RoundRobinPolicy {
+    fn kind(&self) -> &'static str {
+        "round_robin"
+    }
+
     async fn select(
         &mut self,
         view: &GroupView<'_>,

@@ -124,6 +124,10 @@ pub fn mentioned_agents(answer: &str, names: &[String]) -> Vec<usize> {
 
 #[async_trait]
 impl SpeakerPolicy for SelectorPolicy {
+    fn kind(&self) -> &'static str {
+        "selector"
+    }
+
     async fn select(
         &mut self,
         view: &GroupView<'_>,
@@ -148,7 +152,10 @@ impl SpeakerPolicy for SelectorPolicy {
             let mut req = self.defaults.clone();
             req.messages = messages.clone();
             let backend = Arc::clone(&self.backend);
-            let resp = cancellable(cancel, async move { Ok(backend.complete(req).await?) }).await?;
+            let resp = cancellable(cancel, async move {
+                crate::telemetry::complete_traced(backend.as_ref(), req).await
+            })
+            .await?;
             let answer = resp.text().unwrap_or_default().to_owned();
             let mentioned = mentioned_agents(&answer, &names);
             let feedback = match mentioned[..] {

@@ -38,6 +38,10 @@ impl SwarmPolicy {
 
 #[async_trait]
 impl SpeakerPolicy for SwarmPolicy {
+    fn kind(&self) -> &'static str {
+        "swarm"
+    }
+
     fn validate(&self, agents: &[Box<dyn ChatAgent>]) -> Result<(), AgentError> {
         for a in agents {
             for t in a.handoff_targets() {
