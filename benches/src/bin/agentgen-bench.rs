@@ -59,7 +59,7 @@ struct Args {
     #[arg(long, value_name = "KEY", env = "AGENTGEN_COMPARE_API_KEY", hide_env_values = true)]
     compare_key: Option<String>,
     /// Groq model for the Groq column (runs only when GROQ_API_KEY is set).
-    #[arg(long, default_value = "llama-3.1-8b-instant")]
+    #[arg(long, default_value = "openai/gpt-oss-20b")]
     groq_model: String,
     /// llama.cpp's llama-bench binary (default: llama-bench on PATH, else skipped).
     #[arg(long, value_name = "PATH")]

@@ -4,9 +4,9 @@
 //! GROQ_API_KEY=… cargo run -p agentgen-groq --example groq_chat -- [model] [prompt]
 //! ```
 //!
-//! The model defaults to `llama-3.1-8b-instant` (Groq keeps Llama for enterprise accounts
-//! only since 2026-08-16; pass e.g. `openai/gpt-oss-20b` otherwise). Without a key it says
-//! how to set one and exits with status 2.
+//! The model defaults to `openai/gpt-oss-20b` (Groq keeps Llama for enterprise accounts only
+//! since 2026-08-16; `openai/gpt-oss-120b` and `qwen/qwen3.6-27b` are live too). Without a key
+//! it says how to set one and exits with status 2.
 
 use std::process::ExitCode;
 
@@ -16,7 +16,7 @@ use agentgen_groq::{ConfigError, GroqBackend};
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let model = args.next().unwrap_or_else(|| "llama-3.1-8b-instant".to_owned());
+    let model = args.next().unwrap_or_else(|| "openai/gpt-oss-20b".to_owned());
     let prompt = args.next().unwrap_or_else(|| "In one sentence: why is the sky blue?".to_owned());
 
     let groq = match GroqBackend::from_env(&model) {
