@@ -314,37 +314,26 @@ impl<P: SpeakerPolicy> GroupChat<P> {
                 self.agents.iter_mut().map(Some).collect();
             let turns = batch.iter().zip(&unseen).filter_map(|(&i, messages)| {
                 let agent = slots.get_mut(i)?.take()?;
-                Some(agent.on_messages_with(messages, cancel.clone(), sink))
+                let span = telemetry::agent_span(agent.name());
+                let turn =
+                    agent.on_messages_with(messages, cancel.clone(), sink).instrument(span.clone());
+                Some(async move { (turn.await, span) })
             });
             futures::future::join_all(turns).await
         };
         let mut stop = None;
         let mut first_error = None;
-        for ((&speaker, unseen), result) in batch.iter().zip(unseen).zip(results) {
+        for ((&speaker, unseen), (result, span)) in batch.iter().zip(unseen).zip(results) {
             let response = match result {
                 Ok(r) => r,
                 Err(e) => {
+                    telemetry::record_error(&span, &e);
                     self.pending[speaker] = unseen;
                     first_error.get_or_insert(e);
                     continue;
                 }
             };
-            let message = response.message;
-            if let Some(u) = message.usage {
-                *usage += u;
-            }
-            sink.emit(AgentEvent::Message(message.clone()));
-            self.broadcast(&message, Some(speaker));
-            let view = GroupView {
-                names: &self.names,
-                descriptions: &self.descriptions,
-                thread: &self.thread,
-                last_speaker: self.last_speaker,
-            };
-            self.policy.observe(&view, speaker, &message)?;
-            self.last_speaker = Some(speaker);
-            self.turns += 1;
-            out.push(message.clone());
+            let message = self.commit_turn(speaker, response.message, &span, sink, out, usage)?;
             if stop.is_none() {
                 let mut events = response.inner_events;
                 events.push(AgentEvent::Message(message));
@@ -355,6 +344,39 @@ impl<P: SpeakerPolicy> GroupChat<P> {
             Some(e) => Err(e),
             None => Ok(stop),
         }
+    }
+
+    /// Commits a speaker's message: its usage on the turn's span and in the run's total, the
+    /// event, every other agent's queue, the policy's view, the turn count and the output.
+    fn commit_turn(
+        &mut self,
+        speaker: usize,
+        message: AgentMessage,
+        span: &tracing::Span,
+        sink: &EventSink,
+        out: &mut Vec<AgentMessage>,
+        usage: &mut Usage,
+    ) -> Result<AgentMessage, AgentError> {
+        if let Some(u) = message.usage {
+            if !span.is_disabled() {
+                span.record("gen_ai.usage.input_tokens", i64::from(u.prompt_tokens));
+                span.record("gen_ai.usage.output_tokens", i64::from(u.completion_tokens));
+            }
+            *usage += u;
+        }
+        sink.emit(AgentEvent::Message(message.clone()));
+        self.broadcast(&message, Some(speaker));
+        let view = GroupView {
+            names: &self.names,
+            descriptions: &self.descriptions,
+            thread: &self.thread,
+            last_speaker: self.last_speaker,
+        };
+        self.policy.observe(&view, speaker, &message)?;
+        self.last_speaker = Some(speaker);
+        self.turns += 1;
+        out.push(message.clone());
+        Ok(message)
     }
 
     /// One turn: pick, speak, broadcast (several turns when the policy lets speakers run
@@ -419,26 +441,7 @@ impl<P: SpeakerPolicy> GroupChat<P> {
                 return Err(e);
             }
         };
-        let message = response.message;
-        if let Some(u) = message.usage.filter(|_| !span.is_disabled()) {
-            span.record("gen_ai.usage.input_tokens", i64::from(u.prompt_tokens));
-            span.record("gen_ai.usage.output_tokens", i64::from(u.completion_tokens));
-        }
-        if let Some(u) = message.usage {
-            *usage += u;
-        }
-        sink.emit(AgentEvent::Message(message.clone()));
-        self.broadcast(&message, Some(speaker));
-        let view = GroupView {
-            names: &self.names,
-            descriptions: &self.descriptions,
-            thread: &self.thread,
-            last_speaker: self.last_speaker,
-        };
-        self.policy.observe(&view, speaker, &message)?;
-        self.last_speaker = Some(speaker);
-        self.turns += 1;
-        out.push(message.clone());
+        let message = self.commit_turn(speaker, response.message, &span, sink, out, usage)?;
         let mut events = response.inner_events;
         events.push(AgentEvent::Message(message.clone()));
         let stop = self.check_termination(&events);
