@@ -426,8 +426,16 @@ mod serving {
 
         // Without an endpoint there is no exporter: none of its threads run.
         let (quiet, _) = serve(dir.path(), &model, None);
-        let names = thread_names(quiet.0.id());
-        assert!(!names.is_empty(), "cannot read the server's threads");
+        // Once the runtime's workers have named themselves, an exporter would have too.
+        let named = Instant::now() + Duration::from_secs(30);
+        let names = loop {
+            let names = thread_names(quiet.0.id());
+            if names.iter().any(|n| n.starts_with("tokio-rt")) {
+                break names;
+            }
+            assert!(Instant::now() < named, "the server's threads never named themselves");
+            std::thread::sleep(Duration::from_millis(50));
+        };
         assert!(
             !names.iter().any(|n| n.starts_with("otlp-export") || n.starts_with("OpenTelemetry")),
             "{names:?}"
@@ -436,8 +444,17 @@ mod serving {
 
         let (endpoint, seen) = receiver();
         let (server, addr) = serve(dir.path(), &model, Some(&endpoint));
-        let names = thread_names(server.0.id());
-        assert!(names.iter().any(|n| n.starts_with("otlp-export")), "{names:?}");
+        // A new thread names itself once it first runs: on a busy machine that can come after
+        // the address is printed.
+        let named = Instant::now() + Duration::from_secs(30);
+        loop {
+            let names = thread_names(server.0.id());
+            if names.iter().any(|n| n.starts_with("otlp-export")) {
+                break;
+            }
+            assert!(Instant::now() < named, "no export thread: {names:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let deadline = Instant::now() + Duration::from_secs(120);
         while !matches!(common::http(&addr, "GET", "/health", None), Ok((200, _))) {
             assert!(Instant::now() < deadline, "/health never answered 200");
