@@ -13,9 +13,10 @@ use common::TestServer;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panicking_engine_is_reported_and_restarted() {
-    let Some(path) = agentgen_models::cache::model_for_tests() else { return };
+/// The test model on a small engine (2 slots, 1024 tokens) behind a server on 127.0.0.1; the
+/// engine handle is kept for fault injection. `None` when model tests are skipped.
+async fn serve_test_model() -> Option<(LocalBackend, TestServer)> {
+    let path = agentgen_models::cache::model_for_tests()?;
     let mut local = LocalConfig::new(&path);
     local.context_size = Some(1024);
     local.slots = 2;
@@ -23,8 +24,13 @@ async fn a_panicking_engine_is_reported_and_restarted() {
         .await
         .unwrap()
         .expect("load");
-    let engine = backend.clone();
-    let srv = TestServer::start(ServeConfig::default(), Arc::new(backend), None).await;
+    let srv = TestServer::start(ServeConfig::default(), Arc::new(backend.clone()), None).await;
+    Some((backend, srv))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_engine_is_reported_and_restarted() {
+    let Some((engine, srv)) = serve_test_model().await else { return };
     let c = reqwest::Client::builder().no_proxy().build().unwrap();
     let health = || async { c.get(format!("{}/health", srv.url)).send().await.unwrap() };
     assert_eq!(health().await.status(), 200);
@@ -78,16 +84,7 @@ async fn a_panicking_engine_is_reported_and_restarted() {
 /// clear error; the engine keeps running (no restart) and the next constrained request works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_the_output_constraint_fails_only_its_request() {
-    let Some(path) = agentgen_models::cache::model_for_tests() else { return };
-    let mut local = LocalConfig::new(&path);
-    local.context_size = Some(1024);
-    local.slots = 2;
-    let backend = tokio::task::spawn_blocking(move || LocalBackend::load(local))
-        .await
-        .unwrap()
-        .expect("load");
-    let engine = backend.clone();
-    let srv = TestServer::start(ServeConfig::default(), Arc::new(backend), None).await;
+    let Some((engine, srv)) = serve_test_model().await else { return };
     let c = reqwest::Client::builder().no_proxy().build().unwrap();
     let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}},
                         "required": ["n"], "additionalProperties": false});
