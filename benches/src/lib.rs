@@ -12,10 +12,14 @@
 //!   servers in alternating rounds, and lookup decoding on code edits and prose with and
 //!   without drafts. It prints tables, writes `results.json` (whose
 //!   `models` section feeds the model catalog) and PNG charts.
+//! - The `agentgen-codebench` binary, also run by `cargo xtask bench`: the default team
+//!   (writer, executor, reviewer) against one plain call on HumanEval problems, scored by their
+//!   hidden tests in the sandbox.
 //! - The `agentgen-load` binary, also run by `cargo xtask bench`: 64 hostile and normal
 //!   clients at once against the server on the real model, and whether it recovers.
 
 pub mod charts;
+pub mod code_tasks;
 pub mod llama_bench;
 pub mod load;
 pub mod lookup;

@@ -200,6 +200,15 @@ impl Workspace {
         self.cargo(["run", "-p", "benches", "--bin", "agentgen-bench", "--"]).args(args)
     }
 
+    /// The code-task run (`agentgen-codebench`) of the `agentgen` binary: 3 problems when
+    /// `quick`, else 20.
+    pub fn codebench_runner(&self, quick: bool, out: &Path) -> Cmd {
+        let cmd = self.cargo(["run", "-p", "benches", "--bin", "agentgen-codebench", "--"]);
+        let cmd = cmd.arg("--agentgen").arg(self.agentgen_bin());
+        let cmd = if quick { cmd.arg("--quick") } else { cmd };
+        cmd.arg("--out").arg(out)
+    }
+
     /// The hostile load run (`agentgen-load`): 10 s when `quick`, else 60 s.
     pub fn load_runner(&self, quick: bool, out: &Path) -> Cmd {
         let cmd = self.cargo(["run", "-p", "benches", "--bin", "agentgen-load", "--"]);

@@ -118,8 +118,10 @@ fn demo(task: &str) -> Result<ExitCode, cmd::Error> {
     let agentgen = ws.agentgen_bin();
     cmd::step("pulling the default model");
     cmd::Cmd::new(&agentgen).arg("pull").status_ok()?;
+    // The default team's executor runs the writer's code in the sandbox (no network, no keys,
+    // writes only in its own folder), so the demo does not stop to ask before each block.
     cmd::step("running the default team");
-    let status = cmd::Cmd::new(&agentgen).args(["run", task]).status()?;
+    let status = cmd::Cmd::new(&agentgen).args(["run", "--yes", task]).status()?;
     Ok(cmd::exit_code(status))
 }
 
@@ -145,6 +147,12 @@ fn bench(args: &[String]) -> Result<ExitCode, cmd::Error> {
         .map_or_else(|| ws.target_dir.join("bench"), std::path::PathBuf::from);
     cmd::step("hostile load: 64 clients against the server");
     let status = ws.load_runner(quick, &out).status()?;
+    if !status.success() {
+        return Ok(cmd::exit_code(status));
+    }
+    cmd::step("code tasks: the default team against one call (HumanEval, hidden tests)");
+    ws.cargo(["build", "-p", "agentgen-cli"]).status_ok()?;
+    let status = ws.codebench_runner(quick, &out).status()?;
     Ok(cmd::exit_code(status))
 }
 

@@ -1,5 +1,6 @@
-//! Checks on what `agentgen-bench` writes: `results.json` has every workload's fields with
-//! finite numbers, and each chart it lists is a real PNG. Contents only, never speed.
+//! Checks on what the benchmarks write: `agentgen-bench`'s `results.json` has every workload's
+//! fields with finite numbers and each chart it lists is a real PNG; `agentgen-codebench`'s
+//! `code_tasks.json` has every run finished and scored. Contents only, never speed or scores.
 
 use std::path::Path;
 
@@ -171,6 +172,60 @@ impl Checker {
     }
 }
 
+/// Checks `dir/code_tasks.json` of `agentgen-codebench`: `problems` rows, every run finished
+/// (a stop reason, no failure), the team's executor ran code, every answer was scored. Says
+/// nothing of how many were solved: that is the model's doing.
+pub fn check_code_tasks(dir: &Path, problems: usize) -> Result<String, Error> {
+    let path = dir.join("code_tasks.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))?;
+    let json: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Other(format!("{} is not JSON: {e}", path.display())))?;
+    let bad = code_task_problems(&json, problems);
+    if !bad.is_empty() {
+        return Err(Error::Other(format!("{}:\n  {}", path.display(), bad.join("\n  "))));
+    }
+    Ok(format!(
+        "solved: one call {}/{problems}, default team {}/{problems}",
+        json["one_call_solved"], json["default_team_solved"]
+    ))
+}
+
+/// Every problem found in a `code_tasks.json` document (empty when it is complete).
+fn code_task_problems(json: &Value, problems: usize) -> Vec<String> {
+    let mut bad = Vec::new();
+    let rows = json["rows"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if rows.len() != problems || json["problems"] != problems {
+        bad.push(format!("expected {problems} problems, found {} rows", rows.len()));
+    }
+    let mut executed = 0;
+    for row in rows {
+        let id = row["task_id"].as_str().unwrap_or("?");
+        for who in ["one_call", "default_team"] {
+            let a = &row[who];
+            let stop = a["stop"].as_str().unwrap_or_default();
+            let finished = !stop.is_empty()
+                && !stop.starts_with("timed out")
+                && !stop.starts_with("exit status")
+                && !stop.starts_with("the run failed");
+            if !finished {
+                bad.push(format!("{id} {who}: the run did not finish: {stop:?}"));
+            }
+            if a["messages"].as_u64().unwrap_or(0) < 2 {
+                bad.push(format!("{id} {who}: no answer"));
+            }
+            if a["verdict"].as_str().unwrap_or_default().is_empty() {
+                bad.push(format!("{id} {who}: the answer was not scored"));
+            }
+        }
+        executed += row["default_team"]["executed"].as_u64().unwrap_or(0);
+    }
+    if executed == 0 {
+        bad.push("the default team's executor never ran the writer's code".into());
+    }
+    bad
+}
+
 /// Checks a file is a PNG with a non-empty image header.
 pub fn check_png(path: &Path) -> Result<(), Error> {
     let bytes = std::fs::read(path)
@@ -193,6 +248,22 @@ pub fn check_png(path: &Path) -> Result<(), Error> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn code_task_checks_find_unfinished_and_unscored_runs() {
+        let ok = json!({"stop": "Text 'APPROVE' mentioned", "messages": 4, "verdict": "passed",
+                        "executed": 1});
+        let good = json!({"problems": 1, "rows": [{"task_id": "HumanEval/0", "one_call": ok,
+                                                   "default_team": ok}]});
+        assert!(code_task_problems(&good, 1).is_empty());
+        let mut bad = good.clone();
+        bad["rows"][0]["default_team"]["stop"] = json!("timed out after 900 s");
+        bad["rows"][0]["default_team"]["executed"] = json!(0);
+        bad["rows"][0]["one_call"]["verdict"] = json!("");
+        let found = code_task_problems(&bad, 1);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(code_task_problems(&good, 3).len(), 1);
+    }
 
     fn stat() -> Value {
         json!({"median": 10.0, "min": 9.0, "max": 11.0, "mean": 10.0, "stddev": 0.5, "n": 3})

@@ -9,7 +9,9 @@
 //! 7. the CLI's feature sets built alone (`groq` without llama.cpp, `local` without an HTTP
 //!    client), checked with `cargo tree`;
 //! 8. `agentgen-bench --quick` and checks on the JSON and PNG files it writes;
-//! 9. `agentgen-load --quick`: 64 hostile and normal clients for 10 s, the server must recover.
+//! 9. `agentgen-load --quick`: 64 hostile and normal clients for 10 s, the server must recover;
+//! 10. `agentgen-codebench --quick`: the default team and one plain call on 3 HumanEval
+//!     problems, every run finished and scored by the hidden tests.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -182,6 +184,12 @@ pub fn run(skip_bench: bool) -> Result<ExitCode, Error> {
         report.run("hostile load (64 clients, 10 s)", || {
             ws.load_runner(true, &ws.target_dir.join("bench")).status_ok()?;
             Ok(("slots and queue drained, server answers".into(), None))
+        });
+        report.run("code tasks --quick (default team vs one call)", || {
+            let dir = ws.target_dir.join("bench");
+            let _ = std::fs::remove_file(dir.join("code_tasks.json"));
+            ws.codebench_runner(true, &dir).status_ok()?;
+            Ok((outputs::check_code_tasks(&dir, 3)?, None))
         });
     }
 

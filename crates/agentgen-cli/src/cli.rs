@@ -23,7 +23,7 @@ Configuration is layered: built-in defaults < the user config file (config dir/a
 
 const AFTER_HELP: &str = "Examples:
   agentgen pull                          fetch the default local model
-  agentgen run \"Write a haiku about rust\" the default writer + reviewer team, on the CPU
+  agentgen run \"Write a haiku about rust\" the default writer + executor + reviewer team, on the CPU
   agentgen run --team team.toml --backend groq \"Plan a trip\"
   agentgen chat                          talk to the model; /reset, /save FILE, /exit
   agentgen serve --port 8080             an OpenAI-compatible API on 127.0.0.1:8080
@@ -123,7 +123,7 @@ pub struct BackendArgs {
 pub struct RunArgs {
     /// The task for the team.
     pub task: String,
-    /// A team file (TOML); without it the built-in writer + reviewer team runs.
+    /// A team file (TOML); without it the built-in writer + executor + reviewer team runs.
     #[arg(long, value_name = "FILE")]
     pub team: Option<PathBuf>,
     /// Stop after this many messages (overrides the team file).

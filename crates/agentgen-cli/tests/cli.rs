@@ -336,15 +336,16 @@ fn chat_keeps_history_resets_saves_and_exits_over_piped_stdin() {
 
 #[cfg(feature = "local")]
 #[test]
-fn run_streams_both_agents_on_the_real_model_and_summarises() {
+fn run_streams_every_agent_on_the_real_model_and_summarises() {
     let Some(model) = test_model() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = run_ok(agentgen(dir.path()).args([
         "run",
+        "--yes",
         "--model",
         model.to_str().unwrap(),
         "--max-messages",
-        "3",
+        "4",
         "--max-tokens",
         "24",
         "--temperature",
@@ -353,9 +354,10 @@ fn run_streams_both_agents_on_the_real_model_and_summarises() {
     ]));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("── writer ──"), "{stdout}");
+    assert!(stdout.contains("── executor ──"), "{stdout}");
     assert!(stdout.contains("── reviewer ──"), "{stdout}");
     let summary = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap();
-    assert!(summary.starts_with("3 messages,") && summary.contains("tokens"), "{summary}");
+    assert!(summary.starts_with("4 messages,") && summary.contains("tokens"), "{summary}");
 }
 
 /// A tiny OpenAI-compatible server: the writer drafts, the reviewer approves.
@@ -432,9 +434,11 @@ fn run_drives_an_openai_compatible_endpoint_on_loopback() {
     ]));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("── writer ──\nThe sea is wide and deep."), "{stdout}");
+    // The writer's answer has no code: the executor says so and the reviewer approves.
+    assert!(stdout.contains("── executor ──\nNo code blocks found"), "{stdout}");
     assert!(stdout.contains("── reviewer ──\nAPPROVE"), "{stdout}");
     assert!(
-        stdout.contains("3 messages, 32 tokens"),
+        stdout.contains("4 messages, 32 tokens"),
         "text mention should stop after the reviewer: {stdout}"
     );
 

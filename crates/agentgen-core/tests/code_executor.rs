@@ -85,3 +85,19 @@ async fn no_runnable_block_is_said_plainly() {
     let out = run(&mut agent, "just words\n```rust\nfn main() {}\n```").await;
     assert!(out.starts_with("No code blocks found") && out.contains("skipped: rust"), "{out}");
 }
+
+#[tokio::test]
+async fn with_sources_only_the_named_agents_blocks_run() {
+    let mut agent = executor().with_sources(["writer"]);
+    let msgs = vec![
+        AgentMessage::text("user", "Complete this:\n```python\nraise SystemExit(7)\n```"),
+        AgentMessage::text("writer", "```python\nprint('from the writer')\n```"),
+        AgentMessage::text("reviewer", "Try:\n```bash\nexit 9\n```"),
+    ];
+    let out = agent.on_messages(&msgs, CancellationToken::new()).await.unwrap().message.content;
+    assert_eq!(out, "exit code: 0\nfrom the writer\n");
+    let only_others = vec![AgentMessage::text("user", "```python\nprint(1)\n```")];
+    let out =
+        agent.on_messages(&only_others, CancellationToken::new()).await.unwrap().message.content;
+    assert!(out.starts_with("No code blocks found"), "{out}");
+}

@@ -1,5 +1,5 @@
-//! `agentgen run TASK`: builds the team from a team file (or the built-in writer + reviewer),
-//! streams its events to stdout under each speaker's name, then prints a one-line summary.
+//! `agentgen run TASK`: builds the team from a team file (or the built-in writer + executor +
+//! reviewer), streams its events to stdout under each speaker's name, then prints a one-line summary.
 
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -407,15 +407,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_builtin_team_stops_when_the_reviewer_approves() {
-        let writer: Arc<dyn ChatBackend> =
-            Arc::new(ScriptedBackend::with_texts(["draft", "draft 2"]));
+    async fn the_builtin_team_runs_the_writers_code_and_stops_when_the_reviewer_approves() {
+        let writer: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::with_texts([
+            "```python\nassert 1 + 1 == 3\n```",
+            "```python\nassert 1 + 1 == 2\nprint('ok')\n```",
+        ]));
         let reviewer: Arc<dyn ChatBackend> =
-            Arc::new(ScriptedBackend::with_texts(["shorter please", "APPROVE"]));
+            Arc::new(ScriptedBackend::with_texts(["fix the assert", "APPROVE"]));
         let mut team = build(&TeamSpec::builtin(), vec![writer, reviewer], 10, yes()).unwrap();
+        let result = team.run("task".into()).await.unwrap();
+        let sources: Vec<&str> = result.messages.iter().map(|m| m.source.as_str()).collect();
         assert_eq!(
-            sources_of(&mut team, "task").await,
-            ["user", "writer", "reviewer", "writer", "reviewer"]
+            sources,
+            ["user", "writer", "executor", "reviewer", "writer", "executor", "reviewer"]
+        );
+        // The executor ran both blocks in the sandbox: the first failed, the second passed.
+        assert!(result.messages[2].content.starts_with("exit code: 1"), "{:?}", result.messages[2]);
+        assert!(
+            result.messages[5].content.starts_with("exit code: 0\nok"),
+            "{:?}",
+            result.messages[5]
         );
     }
 

@@ -238,6 +238,9 @@ fn agent(
             if let Some(secs) = a.timeout_s {
                 agent = agent.with_timeout(std::time::Duration::from_secs(secs));
             }
+            if !a.sources.is_empty() {
+                agent = agent.with_sources(a.sources.iter().map(|s| s.get_ref().clone()));
+            }
             if let Some(d) = &a.description {
                 agent = agent.with_description(d.clone());
             }

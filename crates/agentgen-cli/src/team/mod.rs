@@ -71,7 +71,8 @@ pub use build::{agent_choices, build_team, Runtime};
 pub use show::{show, starter};
 pub use spec::*;
 
-/// The built-in team file: a writer and a reviewer taking turns until the reviewer approves.
+/// The built-in team file: a writer, an executor that runs the writer's code with its asserts in
+/// the sandbox, and a reviewer who sees the output, in turn until the reviewer approves.
 pub const DEFAULT_TEAM: &str = include_str!("../../teams/default.toml");
 
 /// Names of the tools a team file may give its agents.
@@ -123,7 +124,7 @@ impl TeamSpec {
         Self::parse(&read(path)?, path)
     }
 
-    /// The built-in writer + reviewer team.
+    /// The built-in writer + executor + reviewer team.
     pub fn builtin() -> Self {
         Self::parse(DEFAULT_TEAM, Path::new("<built-in default team>"))
             .expect("the built-in team file is valid")

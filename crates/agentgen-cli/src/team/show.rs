@@ -81,6 +81,10 @@ fn show_into(spec: &TeamSpec, indent: &str, out: &mut String) {
         }
         if a.kind == AgentKind::CodeExecutor {
             add("network", if a.allow_network { "allowed" } else { "none" }.into());
+            if !a.sources.is_empty() {
+                let from: Vec<&str> = a.sources.iter().map(|s| s.get_ref().as_str()).collect();
+                add("runs code from", from.join(", "));
+            }
         }
         if a.activation == Activation::Any {
             add("activation", "any".into());

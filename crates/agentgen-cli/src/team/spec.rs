@@ -302,6 +302,10 @@ pub struct AgentSpec {
     /// Code executors: seconds a block may run before it is killed (60 by default).
     #[serde(default)]
     pub timeout_s: Option<u64>,
+    /// Code executors: run only the code blocks of these agents' messages (`"user"` is the
+    /// task); every message's by default.
+    #[serde(default)]
+    pub sources: Vec<Spanned<String>>,
     /// Tools it may call: built-in names, `[[command_tools]]` names, `server.*` or
     /// `server.tool` for MCP servers.
     #[serde(default)]
@@ -368,6 +372,7 @@ impl AgentSpec {
         add(self.system_message.is_some(), "system_message");
         add(self.allow_network, "allow_network");
         add(self.timeout_s.is_some(), "timeout_s");
+        add(!self.sources.is_empty(), "sources");
         add(!self.tools.is_empty(), "tools");
         add(self.tool_choice != ToolChoiceSpec::Auto, "tool_choice");
         add(self.backend.is_some(), "backend");
@@ -406,7 +411,7 @@ pub(super) fn allowed_fields(kind: AgentKind) -> &'static [&'static str] {
             "model_context",
             "memory",
         ],
-        AgentKind::CodeExecutor => &["allow_network", "timeout_s"],
+        AgentKind::CodeExecutor => &["allow_network", "timeout_s", "sources"],
         AgentKind::UserProxy => &[],
         AgentKind::SocietyOfMind => &["team", "backend", "model", "instruction", "response_prompt"],
     }

@@ -9,13 +9,14 @@ fn parse(text: &str) -> Result<TeamSpec, TeamFileError> {
 }
 
 #[test]
-fn the_builtin_team_is_a_writer_and_a_reviewer() {
+fn the_builtin_team_is_a_writer_an_executor_and_a_reviewer() {
     let spec = TeamSpec::builtin();
     assert_eq!(spec.team.kind, TeamKind::RoundRobin);
-    assert_eq!(spec.agent_names(), ["writer", "reviewer"]);
+    assert_eq!(spec.agent_names(), ["writer", "executor", "reviewer"]);
+    assert_eq!(spec.agents[1].kind, AgentKind::CodeExecutor);
     assert_eq!(
         spec.stop.as_ref().map(ToString::to_string).as_deref(),
-        Some("max_messages(6) | text_mention('APPROVE')")
+        Some("max_messages(10) | text_mention('APPROVE')")
     );
 }
 

@@ -127,6 +127,16 @@ fn check_agent(
             ));
         }
     }
+    for source in &agent.sources {
+        let s = source.get_ref();
+        if s != "user" && !names.contains(s) {
+            return Err(at.err(
+                source.span(),
+                field("sources"),
+                format!("no agent is named `{s}` (and it is not `user`, the task)"),
+            ));
+        }
+    }
     for target in &agent.handoffs {
         let t = target.get_ref();
         if t != "user" && !names.contains(t) {

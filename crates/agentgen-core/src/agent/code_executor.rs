@@ -128,6 +128,7 @@ pub struct CodeExecutorAgent {
     timeout: Duration,
     output_cap: usize,
     approval: ApprovalPolicy,
+    sources: Option<Vec<String>>,
     counter: u64,
     turns: u64,
 }
@@ -141,6 +142,7 @@ impl fmt::Debug for CodeExecutorAgent {
             .field("timeout", &self.timeout)
             .field("output_cap", &self.output_cap)
             .field("approval", &self.approval)
+            .field("sources", &self.sources)
             .finish_non_exhaustive()
     }
 }
@@ -165,9 +167,21 @@ impl CodeExecutorAgent {
             timeout: Duration::from_secs(60),
             output_cap: 16 * 1024,
             approval,
+            sources: None,
             counter: 0,
             turns: 0,
         }
+    }
+
+    /// Runs only the blocks of messages from these agents (AutoGen's `sources`): a task or a
+    /// reviewer that quotes code is not run. Default: every message it receives.
+    pub fn with_sources<I, S>(mut self, sources: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.sources = Some(sources.into_iter().map(Into::into).collect());
+        self
     }
 
     /// Sets the description.
@@ -357,8 +371,11 @@ impl ChatAgent for CodeExecutorAgent {
         sink: &EventSink,
     ) -> Result<Response, AgentError> {
         self.turns += 1;
-        let blocks: Vec<CodeBlock> =
-            messages.iter().flat_map(|m| extract_code_blocks(&m.content)).collect();
+        let blocks: Vec<CodeBlock> = messages
+            .iter()
+            .filter(|m| self.sources.as_ref().is_none_or(|s| s.contains(&m.source)))
+            .flat_map(|m| extract_code_blocks(&m.content))
+            .collect();
         let (runnable, skipped): (Vec<_>, Vec<_>) =
             blocks.into_iter().partition(|b| interpreter(&b.language).is_some());
         if runnable.is_empty() {

@@ -6,7 +6,9 @@ mod society_of_mind;
 mod user_proxy;
 
 pub use assistant::{AssistantAgent, Handoff};
-pub use code_executor::{ApprovalFn, ApprovalPolicy, CodeBlock, CodeExecutorAgent, CodeOutcome};
+pub use code_executor::{
+    extract_code_blocks, ApprovalFn, ApprovalPolicy, CodeBlock, CodeExecutorAgent, CodeOutcome,
+};
 pub use society_of_mind::SocietyOfMindAgent;
 pub use user_proxy::{InputFn, UserProxyAgent};
 
