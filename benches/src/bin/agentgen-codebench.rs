@@ -76,8 +76,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("bench")
     });
     let work = code_tasks::work_dir(&out)?;
+    // The runs start in their own folders: a relative path would no longer name the binary.
+    let agentgen = std::fs::canonicalize(&args.agentgen)
+        .map_err(|e| format!("{}: {e}", args.agentgen.display()))?;
     let settings = RunSettings {
-        agentgen: args.agentgen,
+        agentgen,
         model: model.clone(),
         max_tokens: args.max_tokens,
         work: work.path().to_owned(),

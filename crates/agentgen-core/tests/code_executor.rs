@@ -101,3 +101,19 @@ async fn with_sources_only_the_named_agents_blocks_run() {
         agent.on_messages(&only_others, CancellationToken::new()).await.unwrap().message.content;
     assert!(out.starts_with("No code blocks found"), "{out}");
 }
+
+#[tokio::test]
+async fn with_doctests_the_docstring_examples_check_the_code() {
+    let wrong = "```python\ndef is_palindrome(s):\n    \"\"\"\n    >>> is_palindrome('Aba')\n    True\n    \"\"\"\n    return s == s[::-1]\n```";
+    let right = wrong.replace("s == s[::-1]", "s.lower() == s.lower()[::-1]");
+    let mut off = executor();
+    assert_eq!(run(&mut off, wrong).await, "exit code: 0\n");
+    let mut on = executor().with_doctests(true);
+    let out = run(&mut on, wrong).await;
+    assert!(out.starts_with("exit code: 1"), "{out}");
+    assert!(
+        out.contains("Failed example") && out.contains("Expected:") && out.contains("False"),
+        "{out}"
+    );
+    assert_eq!(run(&mut on, &right).await, "exit code: 0\n");
+}

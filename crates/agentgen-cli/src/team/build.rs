@@ -238,6 +238,7 @@ fn agent(
             if let Some(secs) = a.timeout_s {
                 agent = agent.with_timeout(std::time::Duration::from_secs(secs));
             }
+            agent = agent.with_doctests(a.doctests);
             if !a.sources.is_empty() {
                 agent = agent.with_sources(a.sources.iter().map(|s| s.get_ref().clone()));
             }

@@ -85,6 +85,9 @@ fn show_into(spec: &TeamSpec, indent: &str, out: &mut String) {
                 let from: Vec<&str> = a.sources.iter().map(|s| s.get_ref().as_str()).collect();
                 add("runs code from", from.join(", "));
             }
+            if a.doctests {
+                add("doctests", "run".into());
+            }
         }
         if a.activation == Activation::Any {
             add("activation", "any".into());

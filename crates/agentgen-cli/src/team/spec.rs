@@ -306,6 +306,9 @@ pub struct AgentSpec {
     /// task); every message's by default.
     #[serde(default)]
     pub sources: Vec<Spanned<String>>,
+    /// Code executors: also run the examples in a Python block's docstrings (doctest).
+    #[serde(default)]
+    pub doctests: bool,
     /// Tools it may call: built-in names, `[[command_tools]]` names, `server.*` or
     /// `server.tool` for MCP servers.
     #[serde(default)]
@@ -373,6 +376,7 @@ impl AgentSpec {
         add(self.allow_network, "allow_network");
         add(self.timeout_s.is_some(), "timeout_s");
         add(!self.sources.is_empty(), "sources");
+        add(self.doctests, "doctests");
         add(!self.tools.is_empty(), "tools");
         add(self.tool_choice != ToolChoiceSpec::Auto, "tool_choice");
         add(self.backend.is_some(), "backend");
@@ -411,7 +415,7 @@ pub(super) fn allowed_fields(kind: AgentKind) -> &'static [&'static str] {
             "model_context",
             "memory",
         ],
-        AgentKind::CodeExecutor => &["allow_network", "timeout_s", "sources"],
+        AgentKind::CodeExecutor => &["allow_network", "timeout_s", "sources", "doctests"],
         AgentKind::UserProxy => &[],
         AgentKind::SocietyOfMind => &["team", "backend", "model", "instruction", "response_prompt"],
     }

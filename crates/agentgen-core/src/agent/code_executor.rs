@@ -129,6 +129,7 @@ pub struct CodeExecutorAgent {
     output_cap: usize,
     approval: ApprovalPolicy,
     sources: Option<Vec<String>>,
+    doctests: bool,
     counter: u64,
     turns: u64,
 }
@@ -143,6 +144,7 @@ impl fmt::Debug for CodeExecutorAgent {
             .field("output_cap", &self.output_cap)
             .field("approval", &self.approval)
             .field("sources", &self.sources)
+            .field("doctests", &self.doctests)
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +170,7 @@ impl CodeExecutorAgent {
             output_cap: 16 * 1024,
             approval,
             sources: None,
+            doctests: false,
             counter: 0,
             turns: 0,
         }
@@ -181,6 +184,16 @@ impl CodeExecutorAgent {
         S: Into<String>,
     {
         self.sources = Some(sources.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Also runs the examples in a Python block's docstrings (`>>> f(2)` then `4`) after the
+    /// block, as `doctest` does, and fails the block (exit code 1, with each failed example's
+    /// expected and actual output) when one differs. A writer that copies the task's
+    /// docstring is then checked against the task's own examples, whether or not it wrote
+    /// tests. Whitespace differences are ignored. Off by default.
+    pub fn with_doctests(mut self, on: bool) -> Self {
+        self.doctests = on;
         self
     }
 
@@ -249,9 +262,13 @@ impl CodeExecutorAgent {
             empty => empty.insert(Sandbox::new(self.policy.clone()).await?),
         };
         self.counter += 1;
-        let file = sandbox
-            .write_file(&format!("block_{}.{ext}", self.counter), block.code.as_bytes())
-            .await?;
+        let code = if self.doctests && ext == "py" && block.code.contains(">>>") {
+            format!("{}{DOCTEST_TRAILER}", block.code)
+        } else {
+            block.code.clone()
+        };
+        let file =
+            sandbox.write_file(&format!("block_{}.{ext}", self.counter), code.as_bytes()).await?;
         let run = sandbox
             .run(program, &[file.clone().into_os_string()], self.timeout, self.output_cap, cancel)
             .await;
@@ -324,6 +341,16 @@ impl CodeOutcome {
         }
     }
 }
+
+/// Appended to a Python block with docstring examples when doctests are on: runs them after
+/// the block (its line numbers stay the writer's) and exits 1 when one fails.
+const DOCTEST_TRAILER: &str = "
+if __name__ == \"__main__\":
+    import doctest as _agentgen_doctest
+    _agentgen_flags = _agentgen_doctest.NORMALIZE_WHITESPACE | _agentgen_doctest.ELLIPSIS
+    if _agentgen_doctest.testmod(optionflags=_agentgen_flags).failed:
+        raise SystemExit(1)
+";
 
 /// The interpreter and file extension for a fence language.
 fn interpreter(language: &str) -> Option<(&'static str, &'static str)> {
