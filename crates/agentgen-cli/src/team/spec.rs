@@ -253,7 +253,8 @@ pub enum AgentKind {
     CodeExecutor,
     /// The person running the team: each turn reads one line from stdin.
     UserProxy,
-    /// A whole team (`team = "other.toml"`) that speaks as one agent; its model writes the
+    /// A whole team (`team = "other.toml"` or an inline `[agents.team]`) that speaks as one
+    /// agent; its model writes the
     /// answer from the inner conversation.
     SocietyOfMind,
 }
