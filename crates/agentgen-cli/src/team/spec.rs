@@ -254,8 +254,7 @@ pub enum AgentKind {
     /// The person running the team: each turn reads one line from stdin.
     UserProxy,
     /// A whole team (`team = "other.toml"` or an inline `[agents.team]`) that speaks as one
-    /// agent; its model writes the
-    /// answer from the inner conversation.
+    /// agent; its model writes the answer from the inner conversation.
     SocietyOfMind,
 }
 
