@@ -17,12 +17,14 @@ pub struct BackendChoice {
     pub kind: BackendKind,
     /// Model name, id or path; `None` is the backend's default.
     pub model: Option<String>,
+    /// Groq and OpenAI-compatible backends: the endpoint, in place of the configured one.
+    pub base_url: Option<String>,
 }
 
 impl BackendChoice {
     /// The configured choice.
     pub fn from_settings(settings: &Settings) -> Self {
-        Self { kind: settings.backend, model: settings.model.clone() }
+        Self { kind: settings.backend, model: settings.model.clone(), base_url: None }
     }
 }
 
@@ -59,6 +61,25 @@ impl BackendPool {
         self.built.insert(choice.clone(), Arc::clone(&backend));
         Ok(backend)
     }
+
+    /// The backend of a chain: its one backend, or a [`FallbackBackend`] trying each in order.
+    ///
+    /// [`FallbackBackend`]: agentgen_core::FallbackBackend
+    pub async fn get_chain(
+        &mut self,
+        settings: &Settings,
+        chain: &[BackendChoice],
+    ) -> CliResult<Arc<dyn ChatBackend>> {
+        let mut built = Vec::with_capacity(chain.len());
+        for choice in chain {
+            built.push(self.get(settings, choice).await?);
+        }
+        match built.len() {
+            0 => Err(CliError::Config("an empty backend chain".into())),
+            1 => Ok(built.remove(0)),
+            _ => Ok(Arc::new(agentgen_core::FallbackBackend::new(built))),
+        }
+    }
 }
 
 /// Checks what can be checked without building: the feature is compiled in and an API key is
@@ -78,7 +99,10 @@ pub fn preflight(settings: &Settings, choice: &BackendChoice) -> CliResult {
             if choice.kind == BackendKind::Groq && settings.groq.api_key.is_none() {
                 return Err(CliError::MissingApiKey { backend: "groq", env: "GROQ_API_KEY" });
             }
-            if choice.kind == BackendKind::OpenAi && settings.base_url.is_none() {
+            if choice.kind == BackendKind::OpenAi
+                && settings.base_url.is_none()
+                && choice.base_url.is_none()
+            {
                 return Err(CliError::Config(
                     "--backend openai needs --base-url (or base_url in agentgen.toml / \
                      AGENTGEN_BASE_URL), e.g. http://127.0.0.1:8080/v1"
@@ -271,21 +295,33 @@ mod remote {
     use crate::config::{BackendKind, Settings, DEFAULT_GROQ_MODEL};
     use crate::error::{CliError, CliResult};
 
+    /// The key to send: to a team file's own base URL only when it may go there.
+    fn key<'a>(
+        settings: &'a Settings,
+        choice: &BackendChoice,
+        kind: BackendKind,
+    ) -> CliResult<Option<&'a crate::config::Secret>> {
+        Ok(match &choice.base_url {
+            Some(url) => settings.api_key_for_team_url(kind, url),
+            None => settings.api_key(kind)?,
+        })
+    }
+
     pub fn build(settings: &Settings, choice: &BackendChoice) -> CliResult<Arc<dyn ChatBackend>> {
         let mut config = match choice.kind {
             BackendKind::Groq => {
                 let mut c =
                     OpenAiConfig::groq(choice.model.as_deref().unwrap_or(DEFAULT_GROQ_MODEL));
-                if let Some(url) = &settings.base_url {
+                if let Some(url) = choice.base_url.as_ref().or(settings.base_url.as_ref()) {
                     c = c.with_base_url(url.as_str());
                 }
-                if let Some(key) = settings.api_key(BackendKind::Groq)? {
+                if let Some(key) = key(settings, choice, BackendKind::Groq)? {
                     c = c.with_api_key(key.expose());
                 }
                 c
             }
             _ => {
-                let url = settings.base_url.clone().unwrap_or_default();
+                let url = choice.base_url.clone().or(settings.base_url.clone()).unwrap_or_default();
                 let mut c =
                     OpenAiConfig::compatible(url, choice.model.as_deref().unwrap_or("default"));
                 if let Some(name) = &settings.openai.provider {
@@ -299,7 +335,7 @@ mod remote {
                         })?;
                     c = c.with_provider(provider);
                 }
-                if let Some(key) = settings.api_key(BackendKind::OpenAi)? {
+                if let Some(key) = key(settings, choice, BackendKind::OpenAi)? {
                     c = c.with_api_key(key.expose());
                 }
                 c

@@ -462,6 +462,21 @@ impl Settings {
         Ok(Some(key))
     }
 
+    /// The key of `kind` for a base URL a team file gave (as untrusted as the project file):
+    /// `None` unless the key could travel to a URL of that origin.
+    pub fn api_key_for_team_url(&self, kind: BackendKind, url: &str) -> Option<&Secret> {
+        let (key, key_origin, name) = match kind {
+            BackendKind::Local => return None,
+            BackendKind::Groq => (&self.groq.api_key, self.origins.groq_key, "the Groq API key"),
+            BackendKind::OpenAi => {
+                (&self.openai.api_key, self.origins.openai_key, "the OpenAI API key")
+            }
+        };
+        let key = key.as_ref()?;
+        key_trust::check(name, key_origin, url, key_trust::Origin::ProjectFile).ok()?;
+        Some(key)
+    }
+
     /// The merged configuration as TOML, secrets masked, with the files it came from.
     pub fn to_masked_toml(&self) -> String {
         let mut out =

@@ -20,7 +20,7 @@ use crate::commands::sessions;
 use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::output::Printer;
-use crate::team::{agent_choices, build_team, AgentKind, Runtime, TeamKind, TeamSpec};
+use crate::team::{agent_chains, build_team, AgentKind, Runtime, TeamKind, TeamSpec};
 use crate::ui::{AgentInfo, Live, RunState};
 
 /// Runs `agentgen run`.
@@ -101,8 +101,8 @@ pub async fn prepare(
     live: Option<&Live>,
 ) -> CliResult<Prepared> {
     // Every agent's backend is checked (feature, key, model name) before any model loads.
-    let choices = agent_choices(spec, settings)?;
-    for choice in &choices {
+    let choices = agent_chains(spec, settings)?;
+    for choice in choices.iter().flatten() {
         backends::preflight(settings, choice)?;
     }
     let mut pool = BackendPool::new(backend.no_pull);
@@ -111,7 +111,7 @@ pub async fn prepare(
     let mut slot_backends = Vec::with_capacity(choices.len());
     let mut agents = Vec::with_capacity(spec.agents.len() + 1);
     for (i, choice) in choices.iter().enumerate() {
-        let backend = pool.get(settings, choice).await?;
+        let backend = pool.get_chain(settings, choice).await?;
         let (name, kind) = names.get(i).cloned().unwrap_or_default();
         let mut info = AgentInfo::assistant(&name, backend.info());
         info.kind = kind;
@@ -145,7 +145,7 @@ pub async fn prepare(
     }
 }
 
-/// The agent name and kind of every model slot, in [`agent_choices`]' order: a nested team's
+/// The agent name and kind of every model slot, in [`agent_chains`]' order: a nested team's
 /// agents before the agent that holds them, the selector's model last.
 fn slot_names(spec: &TeamSpec, out: &mut Vec<(String, &'static str)>) {
     for a in &spec.agents {
@@ -481,12 +481,18 @@ mod tests {
         );
         let mut s = settings();
         s.model = Some("local-model".into());
-        let choices = agent_choices(&spec, &s).unwrap();
+        let choices = crate::team::agent_choices(&spec, &s).unwrap();
         use crate::backends::BackendChoice;
         use crate::config::BackendKind::*;
-        assert_eq!(choices[0], BackendChoice { kind: Local, model: Some("local-model".into()) });
-        assert_eq!(choices[1], BackendChoice { kind: Groq, model: Some("m".into()) });
-        assert_eq!(choices[2], BackendChoice { kind: Groq, model: None });
+        assert_eq!(
+            choices[0],
+            BackendChoice { kind: Local, model: Some("local-model".into()), base_url: None }
+        );
+        assert_eq!(
+            choices[1],
+            BackendChoice { kind: Groq, model: Some("m".into()), base_url: None }
+        );
+        assert_eq!(choices[2], BackendChoice { kind: Groq, model: None, base_url: None });
     }
 
     const CODER_AND_TERMINAL: &str =

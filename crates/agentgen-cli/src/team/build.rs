@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use agentgen_core::agent::{
-    ApprovalPolicy, AssistantAgent, ChatAgent, CodeExecutorAgent, InputFn, SocietyOfMindAgent,
-    UserProxyAgent,
+    AgentTool, ApprovalPolicy, AssistantAgent, ChatAgent, CodeExecutorAgent, InputFn,
+    SocietyOfMindAgent, UserProxyAgent,
 };
 use agentgen_core::memory::{ListMemory, MemoryContent};
 use agentgen_core::model_context::ModelContext;
@@ -53,41 +53,57 @@ impl std::fmt::Debug for Runtime<'_> {
 /// The backend of every model slot, in the order [`build_team`] consumes them: each
 /// assistant, each society-of-mind agent after its inner team's slots, then (selector teams)
 /// the selector's model; from the agent's own `backend`/`model`, else the configured ones.
+#[cfg(test)]
 pub fn agent_choices(spec: &TeamSpec, settings: &Settings) -> CliResult<Vec<BackendChoice>> {
+    Ok(agent_chains(spec, settings)?.into_iter().filter_map(|c| c.into_iter().next()).collect())
+}
+
+/// Every model slot (see `agent_choices`), each with the agent's `fallback` backends after its own: the
+/// chain a [`FallbackBackend`](agentgen_core::FallbackBackend) tries in order.
+pub fn agent_chains(spec: &TeamSpec, settings: &Settings) -> CliResult<Vec<Vec<BackendChoice>>> {
     let mut out = Vec::new();
     slots(spec, settings, &mut out)?;
     Ok(out)
 }
 
-fn slots(spec: &TeamSpec, settings: &Settings, out: &mut Vec<BackendChoice>) -> CliResult<()> {
+fn slots(spec: &TeamSpec, settings: &Settings, out: &mut Vec<Vec<BackendChoice>>) -> CliResult<()> {
     for a in &spec.agents {
         if let Some(inner) = &a.inner {
             slots(inner, settings, out)?;
         }
         if a.has_model() {
-            out.push(choice(a, settings)?);
+            let mut chain = vec![choice(a.backend.as_ref(), a.model.as_ref(), None, settings)?];
+            for f in &a.fallback {
+                let url = f.base_url.as_ref().map(|u| u.get_ref());
+                chain.push(choice(Some(&f.backend), f.model.as_ref(), url, settings)?);
+            }
+            out.push(chain);
         }
     }
     if spec.team.kind == TeamKind::Selector {
-        out.push(BackendChoice::from_settings(settings));
+        out.push(vec![BackendChoice::from_settings(settings)]);
     }
     Ok(())
 }
 
-fn choice(a: &AgentSpec, settings: &Settings) -> CliResult<BackendChoice> {
-    let kind = match &a.backend {
+fn choice(
+    backend: Option<&toml::Spanned<String>>,
+    model: Option<&String>,
+    base_url: Option<&String>,
+    settings: &Settings,
+) -> CliResult<BackendChoice> {
+    let kind = match backend {
         Some(b) => b.get_ref().parse()?,
         None => settings.backend,
     };
     // The configured model belongs to the configured backend.
-    let model = a
-        .model
-        .clone()
+    let model = model
+        .cloned()
         .or_else(|| (kind == settings.backend).then(|| settings.model.clone()).flatten());
-    Ok(BackendChoice { kind, model })
+    Ok(BackendChoice { kind, model, base_url: base_url.cloned() })
 }
 
-/// Builds the team a spec describes on `backends` (one per slot of [`agent_choices`], in
+/// Builds the team a spec describes on `backends` (one per slot of [`agent_chains`], in
 /// order).
 pub fn build_team(
     spec: &TeamSpec,
@@ -132,9 +148,16 @@ fn build(
     rt: &Runtime<'_>,
     top: bool,
 ) -> CliResult<Box<dyn Team>> {
-    let mut agents: Vec<Box<dyn ChatAgent>> = Vec::new();
+    // Every agent takes its model slots in file order, members or not.
+    let mut slots = Vec::with_capacity(spec.agents.len());
     for a in &spec.agents {
-        agents.push(agent(spec, a, backends, rt)?);
+        slots.push(slot(a, backends, rt)?);
+    }
+    let mut agents: Vec<Box<dyn ChatAgent>> = Vec::new();
+    for (i, a) in spec.agents.iter().enumerate() {
+        if a.member {
+            agents.push(build_agent(spec, i, &mut slots, rt)?);
+        }
     }
     let termination = termination(spec, rt, top);
     let name = spec.team.name.clone().unwrap_or_else(|| spec.team.kind.to_string());
@@ -157,8 +180,12 @@ fn build(
             }
             if let Some(candidates) = &spec.team.candidates {
                 let map = candidates.get_ref().clone();
-                let all: Vec<String> =
-                    spec.agents.iter().map(|a| a.name.get_ref().clone()).collect();
+                let all: Vec<String> = spec
+                    .agents
+                    .iter()
+                    .filter(|a| a.member)
+                    .map(|a| a.name.get_ref().clone())
+                    .collect();
                 let repeat = spec.team.allow_repeated_speaker;
                 team = team.with_candidate_func(move |thread| {
                     let last = thread.last().map(|m| m.source.as_str());
@@ -199,7 +226,7 @@ fn build(
             if let Some(entry) = &spec.team.entry {
                 graph = graph.set_entry_point(entry.get_ref());
             }
-            for a in spec.agents.iter().filter(|a| a.activation == Activation::Any) {
+            for a in spec.agents.iter().filter(|a| a.member && a.activation == Activation::Any) {
                 graph = graph.activation_any(a.name.get_ref());
             }
             Box::new(graph.build().map_err(agent_error)?.with_termination(termination))
@@ -221,12 +248,49 @@ fn request_defaults(settings: &Settings, tool_choice: ToolChoiceSpec) -> ChatReq
     }
 }
 
-fn agent(
+/// What an agent got from the model slots: its backend, or (society of mind) itself, built
+/// with its inner team.
+enum Slot {
+    None,
+    Backend(Arc<dyn ChatBackend>),
+    Built(Option<Box<dyn ChatAgent>>),
+}
+
+fn slot(a: &AgentSpec, backends: &mut Backends, rt: &Runtime<'_>) -> CliResult<Slot> {
+    let name = a.name.get_ref().clone();
+    Ok(match a.kind {
+        AgentKind::Assistant => Slot::Backend(next_backend(backends, &name)?),
+        AgentKind::SocietyOfMind => {
+            let inner = a.inner.as_deref().ok_or_else(|| {
+                CliError::Config(format!("society_of_mind agent `{name}` has no team"))
+            })?;
+            let team = build(inner, backends, rt, false)?;
+            let backend = next_backend(backends, &name)?;
+            let mut agent = SocietyOfMindAgent::new(name, team, backend)
+                .with_request_defaults(request_defaults(rt.settings, ToolChoiceSpec::Auto));
+            if let Some(d) = &a.description {
+                agent = agent.with_description(d.clone());
+            }
+            if let Some(i) = &a.instruction {
+                agent = agent.with_instruction(i.clone());
+            }
+            if let Some(p) = &a.response_prompt {
+                agent = agent.with_response_prompt(p.clone());
+            }
+            Slot::Built(Some(Box::new(agent)))
+        }
+        AgentKind::CodeExecutor | AgentKind::UserProxy => Slot::None,
+    })
+}
+
+/// Agent `i` of the team, built afresh (an agent called as a tool is built once per caller).
+fn build_agent(
     spec: &TeamSpec,
-    a: &AgentSpec,
-    backends: &mut Backends,
+    i: usize,
+    slots: &mut [Slot],
     rt: &Runtime<'_>,
 ) -> CliResult<Box<dyn ChatAgent>> {
+    let a = &spec.agents[i];
     let name = a.name.get_ref().clone();
     Ok(match a.kind {
         AgentKind::CodeExecutor => {
@@ -255,26 +319,19 @@ fn agent(
             }
             Box::new(agent)
         }
-        AgentKind::SocietyOfMind => {
-            let inner = a.inner.as_deref().ok_or_else(|| {
-                CliError::Config(format!("society_of_mind agent `{name}` has no team"))
-            })?;
-            let team = build(inner, backends, rt, false)?;
-            let backend = next_backend(backends, &name)?;
-            let mut agent = SocietyOfMindAgent::new(name, team, backend)
-                .with_request_defaults(request_defaults(rt.settings, ToolChoiceSpec::Auto));
-            if let Some(d) = &a.description {
-                agent = agent.with_description(d.clone());
-            }
-            if let Some(i) = &a.instruction {
-                agent = agent.with_instruction(i.clone());
-            }
-            if let Some(p) = &a.response_prompt {
-                agent = agent.with_response_prompt(p.clone());
-            }
-            Box::new(agent)
+        AgentKind::SocietyOfMind => match slots.get_mut(i) {
+            Some(Slot::Built(built)) => built.take().ok_or_else(|| {
+                CliError::Config(format!("society_of_mind agent `{name}` is used twice"))
+            })?,
+            _ => return Err(CliError::Config(format!("no inner team for `{name}`"))),
+        },
+        AgentKind::Assistant => {
+            let backend = match slots.get(i) {
+                Some(Slot::Backend(b)) => Arc::clone(b),
+                _ => return Err(CliError::Config(format!("no model backend for `{name}`"))),
+            };
+            Box::new(assistant(spec, a, backend, slots, rt)?)
         }
-        AgentKind::Assistant => Box::new(assistant(spec, a, next_backend(backends, &name)?, rt)?),
     })
 }
 
@@ -282,6 +339,7 @@ fn assistant(
     spec: &TeamSpec,
     a: &AgentSpec,
     backend: Arc<dyn ChatBackend>,
+    slots: &mut [Slot],
     rt: &Runtime<'_>,
 ) -> CliResult<AssistantAgent> {
     let name = a.name.get_ref();
@@ -294,6 +352,17 @@ fn assistant(
         agent = agent.with_description(d.clone());
     }
     for tool in &a.tools {
+        if let Some(target) = super::agent_tools::target(tool.get_ref()) {
+            let i =
+                spec.agents.iter().position(|a| a.name.get_ref() == target).ok_or_else(|| {
+                    CliError::Config(format!("no agent `{target}` for tool `{}`", tool.get_ref()))
+                })?;
+            let inner = build_agent(spec, i, slots, rt)?;
+            agent = agent
+                .with_tool(AgentTool::new(inner))
+                .map_err(|e| CliError::Config(e.to_string()))?;
+            continue;
+        }
         for tool in resolve_tool(tool.get_ref(), spec, rt.mcp)? {
             agent = agent.with_tool_arc(tool).map_err(|e| CliError::Config(e.to_string()))?;
         }

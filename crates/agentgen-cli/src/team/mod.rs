@@ -57,6 +57,7 @@
 //! tools = ["word_count", "geo.*", "shout"]  # built-in, MCP `server.*`/`server.tool`, command tools
 //! ```
 
+mod agent_tools;
 pub mod autogen;
 mod build;
 mod command_tool;
@@ -67,7 +68,9 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use build::{agent_choices, build_team, Runtime};
+#[cfg(test)]
+pub use build::agent_choices;
+pub use build::{agent_chains, build_team, Runtime};
 pub use show::{show, starter};
 pub use spec::*;
 
@@ -207,5 +210,7 @@ fn field_at(text: &str, offset: usize) -> Option<String> {
 
 #[cfg(test)]
 mod build_tests;
+#[cfg(test)]
+mod feature_tests;
 #[cfg(test)]
 mod tests;

@@ -64,6 +64,20 @@ fn show_into(spec: &TeamSpec, indent: &str, out: &mut String) {
                 ),
             );
         }
+        if !a.fallback.is_empty() {
+            let chain: Vec<String> = a
+                .fallback
+                .iter()
+                .map(|f| {
+                    let model = f.model.as_ref().map(|m| format!(" {m}")).unwrap_or_default();
+                    format!("{}{model}", f.backend.get_ref())
+                })
+                .collect();
+            add("fallback", chain.join(" -> "));
+        }
+        if !a.member {
+            add("member", "no (only called as a tool)".into());
+        }
         if let Some(r) = a.reflect_on_tool_use {
             add("reflect_on_tool_use", r.to_string());
         }
@@ -97,7 +111,7 @@ fn show_into(spec: &TeamSpec, indent: &str, out: &mut String) {
             let _ = writeln!(
                 out,
                 "{indent}    inner team ({}):",
-                a.team.as_ref().map_or("", |t| t.get_ref())
+                a.team.as_ref().map_or("", |t| t.get_ref().label())
             );
             show_into(inner, &format!("{indent}      "), out);
         }

@@ -253,8 +253,8 @@ pub enum AgentKind {
     CodeExecutor,
     /// The person running the team: each turn reads one line from stdin.
     UserProxy,
-    /// A whole team (`team = "other.toml"`) that speaks as one agent; its model writes the
-    /// answer from the inner conversation.
+    /// A whole team (`team = "other.toml"` or an inline `[agents.team]`) that speaks as one
+    /// agent; its model writes the answer from the inner conversation.
     SocietyOfMind,
 }
 
@@ -343,9 +343,18 @@ pub struct AgentSpec {
     /// Facts given to the model with every call (a list memory).
     #[serde(default)]
     pub memory: Vec<String>,
-    /// Society-of-mind agents: the team file it runs, relative to this file.
+    /// Society-of-mind agents: the team it runs, a file relative to this one
+    /// (`team = "inner.toml"`) or an inline `[agents.team]` table.
     #[serde(default)]
-    pub team: Option<Spanned<String>>,
+    pub team: Option<Spanned<TeamRef>>,
+    /// Whether it takes turns in the team (default `true`); `member = false` makes it only
+    /// callable as a tool (`tools = ["agent:NAME"]`).
+    #[serde(default = "yes")]
+    pub member: bool,
+    /// Backends tried in order when the agent's own is unavailable, rate-limited or timed out:
+    /// `[{ backend = "groq", model = "..." }, { backend = "local" }]`.
+    #[serde(default)]
+    pub fallback: Vec<FallbackSpec>,
     /// Society-of-mind agents: the instruction before the inner transcript.
     #[serde(default)]
     pub instruction: Option<String>,
@@ -388,6 +397,7 @@ impl AgentSpec {
         add(self.model_context.is_some(), "model_context");
         add(!self.memory.is_empty(), "memory");
         add(self.team.is_some(), "team");
+        add(!self.fallback.is_empty(), "fallback");
         add(self.instruction.is_some(), "instruction");
         add(self.response_prompt.is_some(), "response_prompt");
         set
@@ -396,6 +406,69 @@ impl AgentSpec {
     /// Whether it calls a model (and so needs a backend).
     pub fn has_model(&self) -> bool {
         matches!(self.kind, AgentKind::Assistant | AgentKind::SocietyOfMind)
+    }
+}
+
+/// The prefix of a `tools` entry naming another agent of the team.
+pub const AGENT_TOOL_PREFIX: &str = "agent:";
+
+fn yes() -> bool {
+    true
+}
+
+/// One entry of an agent's `fallback` list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackSpec {
+    /// `local`, `groq` or `openai`.
+    pub backend: Spanned<String>,
+    /// Its model (the backend's default when absent).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// `openai` backends: the endpoint (the configured `base_url` when absent).
+    #[serde(default)]
+    pub base_url: Option<Spanned<String>>,
+}
+
+/// A society-of-mind agent's team: a file or an inline table.
+#[derive(Debug, Clone)]
+pub enum TeamRef {
+    /// `team = "inner.toml"`, relative to the file that names it.
+    File(String),
+    /// `[agents.team]` with its own `[agents.team.team]`, `[[agents.team.agents]]`, ...
+    Inline(Box<TeamSpec>),
+}
+
+impl TeamRef {
+    /// The file, or `inline` for an inline team.
+    pub fn label(&self) -> &str {
+        match self {
+            Self::File(f) => f,
+            Self::Inline(_) => "inline",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TeamRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TeamRef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a team file name or an inline team table")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(TeamRef::File(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                TeamSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|t| TeamRef::Inline(Box::new(t)))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -414,10 +487,13 @@ pub(super) fn allowed_fields(kind: AgentKind) -> &'static [&'static str] {
             "output_schema",
             "model_context",
             "memory",
+            "fallback",
         ],
         AgentKind::CodeExecutor => &["allow_network", "timeout_s", "sources", "doctests"],
         AgentKind::UserProxy => &[],
-        AgentKind::SocietyOfMind => &["team", "backend", "model", "instruction", "response_prompt"],
+        AgentKind::SocietyOfMind => {
+            &["team", "backend", "model", "instruction", "response_prompt", "fallback"]
+        }
     }
 }
 

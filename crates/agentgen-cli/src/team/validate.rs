@@ -9,17 +9,20 @@ use agentgen_core::tools::check_schema;
 use toml::Spanned;
 
 use super::expr::Cond;
-use super::spec::{allowed_fields, Activation, AgentKind, TeamKind, TeamSpec, TerminationSpec};
+use super::spec::{
+    allowed_fields, Activation, AgentKind, TeamKind, TeamRef, TeamSpec, TerminationSpec,
+    AGENT_TOOL_PREFIX,
+};
 use super::{line_col, TeamFileError, BUILTIN_TOOLS, MAX_NESTING};
 
 /// Builds errors located in one file.
-struct At<'a> {
+pub(super) struct At<'a> {
     text: &'a str,
     path: &'a Path,
 }
 
 impl At<'_> {
-    fn err(
+    pub(super) fn err(
         &self,
         span: Range<usize>,
         field: Option<String>,
@@ -47,6 +50,9 @@ pub(super) fn check(
     for i in 0..spec.agents.len() {
         check_agent(spec, i, &names, &at, depth)?;
     }
+    super::agent_tools::check(spec, &at)?;
+    let members: Vec<String> =
+        spec.agents.iter().filter(|a| a.member).map(|a| a.name.get_ref().clone()).collect();
     check_mcp_servers(spec, &at)?;
     if let Some(store) = &spec.session.store {
         if store.get_ref().trim().is_empty() {
@@ -58,7 +64,7 @@ pub(super) fn check(
         }
     }
     spec.stop = termination(spec, &names, &at)?;
-    check_team_kind(spec, &names, &at)
+    check_team_kind(spec, &members, &at)
 }
 
 fn check_agent(
@@ -105,7 +111,9 @@ fn check_agent(
     }
     for tool in &agent.tools {
         let entry = tool.get_ref();
-        if let Some((server, _)) = entry.split_once('.') {
+        if entry.starts_with(AGENT_TOOL_PREFIX) {
+            // Checked with every agent in view (super::agent_tools).
+        } else if let Some((server, _)) = entry.split_once('.') {
             if !spec.mcp_servers.iter().any(|m| m.name.get_ref() == server) {
                 return Err(at.err(
                     tool.span(),
@@ -147,16 +155,30 @@ fn check_agent(
             ));
         }
     }
-    if let Some(backend) = &agent.backend {
+    let backends = agent.backend.iter().map(|b| (b, "backend".to_owned()));
+    let fallbacks =
+        agent.fallback.iter().enumerate().map(|(j, f)| (&f.backend, format!("fallback[{j}]")));
+    for (backend, name) in backends.chain(fallbacks) {
         if backend.get_ref().parse::<crate::config::BackendKind>().is_err() {
             return Err(at.err(
                 backend.span(),
-                field("backend"),
+                field(&name),
                 format!(
                     "unknown backend `{}` (expected one of: local, groq, openai)",
                     backend.get_ref()
                 ),
             ));
+        }
+    }
+    for (j, f) in agent.fallback.iter().enumerate() {
+        if let Some(url) = &f.base_url {
+            if f.backend.get_ref() == "local" {
+                return Err(at.err(
+                    url.span(),
+                    field(&format!("fallback[{j}].base_url")),
+                    "base_url is for groq and openai backends",
+                ));
+            }
         }
     }
     if let Some(n) = &agent.max_tool_iterations {
@@ -180,7 +202,24 @@ fn check_agent(
         None => None,
     };
     let inner = match &agent.team {
-        Some(file) => Some(Box::new(nested(file, at, field("team"), depth)?)),
+        Some(team) => match team.get_ref() {
+            TeamRef::File(file) => {
+                let file = Spanned::new(team.span(), file.clone());
+                Some(Box::new(nested(&file, at, field("team"), depth)?))
+            }
+            TeamRef::Inline(inline) => {
+                if depth + 1 > MAX_NESTING {
+                    return Err(at.err(
+                        team.span(),
+                        field("team"),
+                        format!("teams nest more than {MAX_NESTING} deep"),
+                    ));
+                }
+                let mut inner = inline.clone();
+                check(&mut inner, at.text, at.path, depth + 1)?;
+                Some(inner)
+            }
+        },
         None => None,
     };
     let agent = &mut spec.agents[i];

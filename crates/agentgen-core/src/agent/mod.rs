@@ -1,10 +1,12 @@
 //! Agents: the [`ChatAgent`] trait and the agents that ship with agentgen.
 
+mod agent_tool;
 mod assistant;
 mod code_executor;
 mod society_of_mind;
 mod user_proxy;
 
+pub use agent_tool::{AgentTool, AgentToolError, DEFAULT_MAX_OUTPUT_BYTES};
 pub use assistant::{AssistantAgent, Handoff};
 pub use code_executor::{
     extract_code_blocks, ApprovalFn, ApprovalPolicy, CodeBlock, CodeExecutorAgent, CodeOutcome,
