@@ -180,14 +180,14 @@ fn an_autogen_dump_is_checked_and_a_bad_one_is_located() {
 
     let bad = std::fs::read_to_string(&dump).unwrap().replacen(
         "teams.RoundRobinGroupChat",
-        "teams.MagenticOneGroupChat",
+        "teams.SomeOtherGroupChat",
         1,
     );
-    let file = dir.path().join("magentic.json");
+    let file = dir.path().join("other.json");
     std::fs::write(&file, bad).unwrap();
     let out = check(dir.path(), &file);
     assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out.stderr).contains("magentic.json:2:"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("other.json:2:"), "{}", text(&out.stderr));
 }
 
 #[cfg(feature = "local")]
