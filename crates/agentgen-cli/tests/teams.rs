@@ -180,14 +180,14 @@ fn an_autogen_dump_is_checked_and_a_bad_one_is_located() {
 
     let bad = std::fs::read_to_string(&dump).unwrap().replacen(
         "teams.RoundRobinGroupChat",
-        "teams.MagenticOneGroupChat",
+        "teams.SomeOtherGroupChat",
         1,
     );
-    let file = dir.path().join("magentic.json");
+    let file = dir.path().join("other.json");
     std::fs::write(&file, bad).unwrap();
     let out = check(dir.path(), &file);
     assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out.stderr).contains("magentic.json:2:"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("other.json:2:"), "{}", text(&out.stderr));
 }
 
 #[cfg(feature = "local")]
@@ -241,6 +241,47 @@ mod on_the_local_model {
         assert_eq!(&who[..2], ["user", "writer"], "{who:?}");
         assert!(who.len() <= 3, "{who:?}");
     }
+
+    #[test]
+    fn the_magentic_research_example_calls_its_mcp_tool() {
+        let Some(model) = model() else { return };
+        // The example's server needs the `mcp` package: CI's virtualenv has it.
+        let Ok(python) = std::env::var("AGENTGEN_PYTHON") else {
+            eprintln!("AGENTGEN_PYTHON is not set: skipping the MagenticOne example");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let example = root().join("examples/teams/magentic_research.toml");
+        let server = root().join("examples/teams/research_server.py");
+        let text = std::fs::read_to_string(&example).unwrap().replacen(
+            r#"command = ["python3", "examples/teams/research_server.py"]"#,
+            &format!("command = [{python:?}, {:?}]", server.display().to_string()),
+            1,
+        );
+        let team = dir.path().join("magentic_research.toml");
+        std::fs::write(&team, text).unwrap();
+        let events =
+            run_json(dir.path(), &model, &team, &["--yes", "--max-tokens", "48"], "Look up Rust.");
+        let who = speakers(&events);
+        // Task, ledger, instruction, then the first speaker without asking the orchestrator.
+        assert_eq!(&who[..4], ["user", ORCH, ORCH, "researcher"], "{who:?}");
+        let result = events
+            .iter()
+            .find(|e| e["event"] == "tool_call_result" && e["source"] == "researcher")
+            .map(|e| e["results"][0]["content"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        assert!(result.starts_with("FACT:"), "the lookup tool answered: {events:?}");
+        let researcher = events
+            .iter()
+            .find(|e| e["event"] == "message" && e["source"] == "researcher")
+            .and_then(|e| e["content"].as_str())
+            .unwrap_or_default();
+        assert!(researcher.contains("FACT:"), "the result reached the thread: {researcher}");
+        assert_eq!(events.iter().filter(|e| e["event"] == "stop").count(), 1, "{events:?}");
+        assert!(who.len() <= 16, "{who:?}");
+    }
+
+    const ORCH: &str = "MagenticOneOrchestrator";
 
     #[test]
     fn the_graph_example_runs_its_two_branches_at_the_same_time() {

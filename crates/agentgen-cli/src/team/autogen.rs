@@ -82,6 +82,7 @@ pub fn to_toml(text: &str, path: &Path) -> Result<String, TeamFileError> {
         "RoundRobinGroupChat" => "round_robin",
         "SelectorGroupChat" => "selector",
         "Swarm" => "swarm",
+        "MagenticOneGroupChat" => "magentic_one",
         "" => return Err(cx.err("", "provider", "not an AutoGen component: no \"provider\"")),
         other => {
             return Err(cx.err(
@@ -89,7 +90,7 @@ pub fn to_toml(text: &str, path: &Path) -> Result<String, TeamFileError> {
                 "provider",
                 format!(
                     "AutoGen team type `{other}` is not supported (supported: \
-                     RoundRobinGroupChat, SelectorGroupChat, Swarm)"
+                     RoundRobinGroupChat, SelectorGroupChat, Swarm, MagenticOneGroupChat)"
                 ),
             ))
         }
@@ -106,12 +107,26 @@ pub fn to_toml(text: &str, path: &Path) -> Result<String, TeamFileError> {
             team.insert("allow_repeated_speaker".into(), T::Boolean(b));
         }
     }
+    if team_type == "magentic_one" {
+        for key in ["max_turns", "max_stalls"] {
+            if let Some(n) = c.get(key).and_then(Value::as_u64) {
+                team.insert(key.into(), T::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
+            }
+        }
+        if let Some((backend, model)) = c.get("model_client").and_then(model_client) {
+            team.insert("orchestrator_backend".into(), T::String(backend.into()));
+            team.insert("orchestrator_model".into(), T::String(model));
+        }
+    }
     let mut stop = match c.get("termination_condition").filter(|t| !t.is_null()) {
         Some(t) => Some(termination(t, &cx)?),
         None => None,
     };
-    // A turn is one message; the task is one more.
-    if let Some(turns) = c.get("max_turns").and_then(Value::as_u64) {
+    // A turn is one message; the task is one more. (A MagenticOne team's `max_turns` is the
+    // orchestrator's own limit, above.)
+    if let Some(turns) =
+        c.get("max_turns").and_then(Value::as_u64).filter(|_| team_type != "magentic_one")
+    {
         let cap = format!("max_messages({})", turns.saturating_add(1));
         stop = Some(match stop {
             Some(s) => format!("{s} | {cap}"),
@@ -427,6 +442,20 @@ mod tests {
     }
 
     #[test]
+    fn a_dumped_magentic_one_team_keeps_its_limits() {
+        let (text, path) = fixture("magentic_one.json");
+        let spec = TeamSpec::parse(&to_toml(&text, &path).unwrap(), &path).unwrap();
+        assert_eq!(spec.team.kind, TeamKind::MagenticOne);
+        assert_eq!(spec.team.max_turns.map(|n| n.into_inner()), Some(6));
+        assert_eq!(spec.team.max_stalls.map(|n| n.into_inner()), Some(2));
+        // A local base_url: the orchestrator runs on the configured backend.
+        assert!(spec.team.orchestrator_backend.is_none());
+        let names: Vec<&str> = spec.agents.iter().map(|a| a.name.get_ref().as_str()).collect();
+        assert_eq!(names, ["researcher", "writer"]);
+        assert!(spec.stop.is_none());
+    }
+
+    #[test]
     fn groq_clients_and_contexts_map_and_unknown_types_are_located() {
         let (text, path) = fixture("round_robin.json");
         let groq = text
@@ -443,10 +472,10 @@ mod tests {
         );
         assert!(spec.agents[1].backend.is_none());
 
-        let magentic = text.replacen("teams.RoundRobinGroupChat", "teams.MagenticOneGroupChat", 1);
-        let err = to_toml(&magentic, &path).unwrap_err();
+        let other = text.replacen("teams.RoundRobinGroupChat", "teams.SomeOtherGroupChat", 1);
+        let err = to_toml(&other, &path).unwrap_err();
         assert_eq!((err.line, err.column), (2, 40), "{err}");
-        assert!(err.message.contains("MagenticOneGroupChat"), "{err}");
+        assert!(err.message.contains("SomeOtherGroupChat"), "{err}");
         let bad =
             text.replacen("conditions.TextMentionTermination", "conditions.ExternalTermination", 1);
         let err = to_toml(&bad, &path).unwrap_err();

@@ -11,7 +11,8 @@ use agentgen_core::memory::{ListMemory, MemoryContent};
 use agentgen_core::model_context::ModelContext;
 use agentgen_core::sandbox::SandboxPolicy;
 use agentgen_core::team::{
-    DiGraphBuilder, EdgeCondition, RoundRobinGroupChat, SelectorGroupChat, Swarm, Team,
+    DiGraphBuilder, EdgeCondition, MagenticOneGroupChat, RoundRobinGroupChat, SelectorGroupChat,
+    Swarm, Team,
 };
 use agentgen_core::termination::Termination;
 use agentgen_core::tools::Tool;
@@ -82,6 +83,19 @@ fn slots(spec: &TeamSpec, settings: &Settings, out: &mut Vec<Vec<BackendChoice>>
     }
     if spec.team.kind == TeamKind::Selector {
         out.push(vec![BackendChoice::from_settings(settings)]);
+    }
+    if spec.team.kind == TeamKind::MagenticOne {
+        let kind = match &spec.team.orchestrator_backend {
+            Some(b) => b.get_ref().parse()?,
+            None => settings.backend,
+        };
+        let model = spec
+            .team
+            .orchestrator_model
+            .as_ref()
+            .map(|m| m.get_ref().clone())
+            .or_else(|| (kind == settings.backend).then(|| settings.model.clone()).flatten());
+        out.push(BackendChoice { kind, model });
     }
     Ok(())
 }
@@ -205,6 +219,24 @@ fn build(
                         }
                     }
                 });
+            }
+            Box::new(team)
+        }
+        TeamKind::MagenticOne => {
+            let orchestrator = next_backend(backends, "the orchestrator")?;
+            let t = &spec.team;
+            let mut team = MagenticOneGroupChat::new(agents, orchestrator)
+                .map_err(agent_error)?
+                .with_name(name)
+                .with_termination(termination);
+            if let Some(n) = &t.max_turns {
+                team = team.with_orchestrator_max_turns(*n.get_ref());
+            }
+            if let Some(n) = &t.max_stalls {
+                team = team.with_max_stalls(*n.get_ref());
+            }
+            if let Some(first) = &t.first_speaker {
+                team = team.with_first_speaker(first.get_ref().clone()).map_err(agent_error)?;
             }
             Box::new(team)
         }

@@ -197,3 +197,18 @@ async fn selector_candidates_and_prompt_shape_the_choice() {
     assert_eq!(selector.request_count(), 1);
     assert!(sent(&selector).contains("Pick: [alice, bob, carol]"), "{}", sent(&selector));
 }
+
+#[tokio::test]
+async fn a_magentic_one_file_gets_its_orchestrator_and_first_speaker() {
+    let spec = spec(
+        "[team]\ntype = \"magentic_one\"\nmax_turns = 1\nfirst_speaker = \"b\"\n\
+         [[agents]]\nname = \"a\"\nsystem_message = \"a\"\n\
+         [[agents]]\nname = \"b\"\nsystem_message = \"b\"\n",
+    );
+    let orchestrator = texts(&["FACTS", "PLAN", "FINAL"]);
+    let backends = vec![texts(&[]), texts(&["from b"]), orchestrator.clone()];
+    let mut team = build(&spec, backends, Some(20));
+    let o = agentgen_core::team::ORCHESTRATOR_NAME;
+    assert_eq!(sources(&mut team, "t").await, ["user", o, o, "b", o]);
+    assert_eq!(orchestrator.remaining(), 0);
+}

@@ -36,6 +36,18 @@ fn show_into(spec: &TeamSpec, indent: &str, out: &mut String) {
             );
         }
     }
+    if t.kind == TeamKind::MagenticOne {
+        let n = |v: &Option<toml::Spanned<usize>>, d: usize| v.as_ref().map_or(d, |n| *n.get_ref());
+        let _ = writeln!(
+            out,
+            "{indent}orchestrator: backend {}, model {}; max_turns {}, max_stalls {}, first speaker {}",
+            t.orchestrator_backend.as_ref().map_or("configured", |b| b.get_ref().as_str()),
+            t.orchestrator_model.as_ref().map_or("configured", |m| m.get_ref().as_str()),
+            n(&t.max_turns, 20),
+            n(&t.max_stalls, 3),
+            t.first_speaker.as_ref().map_or("chosen by the orchestrator", |f| f.get_ref().as_str()),
+        );
+    }
     let _ = writeln!(out, "{indent}agents:");
     for a in &spec.agents {
         let mut line = format!("{indent}  {} ({})", a.name.get_ref(), a.kind);
@@ -215,6 +227,28 @@ tools = ["add", "multiply"]
 name = "writer"
 description = "Writes the final answer and says APPROVE."
 system_message = "You are the writer. Write the final answer in three sentences, then say APPROVE."
+"#,
+        ),
+        TeamKind::MagenticOne => (
+            "max_messages(40)",
+            r#"
+[team]
+type = "magentic_one"         # an orchestrator model plans, then names and instructs each speaker
+max_turns = 8                 # agent turns before the orchestrator gives its final answer
+max_stalls = 2                # turns without progress before it re-plans
+first_speaker = "researcher"  # the first turn after the plan goes to this agent
+# orchestrator_backend = "local"   # default: the configured backend and model
+# orchestrator_model = "..."
+
+[[agents]]
+name = "researcher"
+description = "Looks facts up."
+system_message = "You are the researcher. Answer with the facts the task needs."
+
+[[agents]]
+name = "writer"
+description = "Writes the final text from the researcher's facts."
+system_message = "You are the writer. Write a short answer from the facts in the conversation."
 "#,
         ),
         TeamKind::Swarm => (

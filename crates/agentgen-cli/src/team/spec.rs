@@ -23,11 +23,14 @@ pub enum TeamKind {
     Swarm,
     /// Agents are nodes of a directed graph (`[[edges]]`).
     Graph,
+    /// An orchestrator model plans, names each next speaker and instructs it.
+    MagenticOne,
 }
 
 impl TeamKind {
     /// Every kind, in the order `team new --kind` lists them.
-    pub const ALL: [TeamKind; 4] = [Self::RoundRobin, Self::Selector, Self::Swarm, Self::Graph];
+    pub const ALL: [TeamKind; 5] =
+        [Self::RoundRobin, Self::Selector, Self::Swarm, Self::Graph, Self::MagenticOne];
 }
 
 impl fmt::Display for TeamKind {
@@ -37,6 +40,7 @@ impl fmt::Display for TeamKind {
             Self::Selector => "selector",
             Self::Swarm => "swarm",
             Self::Graph => "graph",
+            Self::MagenticOne => "magentic_one",
         })
     }
 }
@@ -81,6 +85,23 @@ pub struct TeamSection {
     /// Graph teams: the node that starts (default: every node without incoming edges).
     #[serde(default)]
     pub entry: Option<Spanned<String>>,
+    /// MagenticOne teams: agent turns before the orchestrator gives its final answer.
+    #[serde(default)]
+    pub max_turns: Option<Spanned<usize>>,
+    /// MagenticOne teams: turns without progress before the orchestrator re-plans.
+    #[serde(default)]
+    pub max_stalls: Option<Spanned<usize>>,
+    /// MagenticOne teams: the agent that speaks first after the plan, without asking the
+    /// orchestrator.
+    #[serde(default)]
+    pub first_speaker: Option<Spanned<String>>,
+    /// MagenticOne teams: the orchestrator's backend (`local`, `groq`, `openai`; default the
+    /// configured one).
+    #[serde(default)]
+    pub orchestrator_backend: Option<Spanned<String>>,
+    /// MagenticOne teams: the orchestrator's model (default the configured one).
+    #[serde(default)]
+    pub orchestrator_model: Option<Spanned<String>>,
 }
 
 /// One `[[edges]]` entry of a graph team.

@@ -390,3 +390,32 @@ fn every_starter_passes_the_check() {
         "{shown}"
     );
 }
+
+#[test]
+fn magentic_one_options_are_checked() {
+    let agents = "[[agents]]\nname = \"a\"\nsystem_message = \"x\"\n[[agents]]\nname = \"b\"\nsystem_message = \"x\"\n";
+    let spec = parse(&format!(
+        "[team]\ntype = \"magentic_one\"\nmax_turns = 4\nmax_stalls = 2\nfirst_speaker = \"b\"\n\
+         orchestrator_backend = \"local\"\norchestrator_model = \"m\"\n{agents}"
+    ))
+    .unwrap();
+    assert_eq!(spec.team.kind, TeamKind::MagenticOne);
+    let shown = show(&spec);
+    assert!(shown.contains("max_turns 4, max_stalls 2, first speaker b"), "{shown}");
+    let err = parse(&format!("[team]\ntype = \"magentic_one\"\nfirst_speaker = \"z\"\n{agents}"))
+        .unwrap_err();
+    assert_eq!((err.line, err.field.as_deref()), (3, Some("team.first_speaker")), "{err}");
+    assert!(err.message.contains("`z`"), "{err}");
+    let err =
+        parse(&format!("[team]\ntype = \"magentic_one\"\nmax_stalls = 0\n{agents}")).unwrap_err();
+    assert_eq!((err.line, err.field.as_deref()), (3, Some("team.max_stalls")), "{err}");
+    let err = parse(&format!(
+        "[team]\ntype = \"magentic_one\"\norchestrator_backend = \"nope\"\n{agents}"
+    ))
+    .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("team.orchestrator_backend"), "{err}");
+    let err =
+        parse(&format!("[team]\ntype = \"round_robin\"\n\norchestrator_model = \"m\"\n{agents}"))
+            .unwrap_err();
+    assert_eq!((err.line, err.field.as_deref()), (4, Some("team.orchestrator_model")), "{err}");
+}

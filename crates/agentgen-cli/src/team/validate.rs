@@ -394,6 +394,50 @@ fn termination(
     Ok(cond)
 }
 
+/// What only MagenticOne teams take: turn and stall limits, first speaker, orchestrator model.
+fn check_magentic_one(spec: &TeamSpec, names: &[String], at: &At<'_>) -> Result<(), TeamFileError> {
+    let t = &spec.team;
+    let spans = [
+        ("team.max_turns", t.max_turns.as_ref().map(Spanned::span)),
+        ("team.max_stalls", t.max_stalls.as_ref().map(Spanned::span)),
+        ("team.first_speaker", t.first_speaker.as_ref().map(Spanned::span)),
+        ("team.orchestrator_backend", t.orchestrator_backend.as_ref().map(Spanned::span)),
+        ("team.orchestrator_model", t.orchestrator_model.as_ref().map(Spanned::span)),
+    ];
+    if t.kind != TeamKind::MagenticOne {
+        if let Some((field, Some(span))) = spans.into_iter().find(|(_, s)| s.is_some()) {
+            return Err(at.err(
+                span,
+                Some(field.to_owned()),
+                format!("only {} teams take `{field}`", TeamKind::MagenticOne),
+            ));
+        }
+        return Ok(());
+    }
+    for (field, n) in [("team.max_turns", &t.max_turns), ("team.max_stalls", &t.max_stalls)] {
+        if let Some(n) = n.as_ref().filter(|n| *n.get_ref() == 0) {
+            return Err(at.err(n.span(), Some(field.to_owned()), "must be at least 1"));
+        }
+    }
+    if let Some(f) = t.first_speaker.as_ref().filter(|f| !names.contains(f.get_ref())) {
+        return Err(at.err(
+            f.span(),
+            Some("team.first_speaker".into()),
+            format!("no agent is named `{}`", f.get_ref()),
+        ));
+    }
+    if let Some(b) = &t.orchestrator_backend {
+        if b.get_ref().parse::<crate::config::BackendKind>().is_err() {
+            return Err(at.err(
+                b.span(),
+                Some("team.orchestrator_backend".into()),
+                format!("unknown backend `{}` (expected one of: local, groq, openai)", b.get_ref()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// What only some team types take: selector prompt and candidates, graph entry and edges.
 fn check_team_kind(spec: &TeamSpec, names: &[String], at: &At<'_>) -> Result<(), TeamFileError> {
     let kind = spec.team.kind;
@@ -426,6 +470,7 @@ fn check_team_kind(spec: &TeamSpec, names: &[String], at: &At<'_>) -> Result<(),
             }
         }
     }
+    check_magentic_one(spec, names, at)?;
     if kind != TeamKind::Graph {
         if let Some(e) = &spec.team.entry {
             return Err(only(e.span(), "team.entry", TeamKind::Graph));

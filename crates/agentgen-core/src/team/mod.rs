@@ -3,11 +3,16 @@
 //! [`SelectorGroupChat`], [`Swarm`] and [`GraphFlow`].
 
 mod graph;
+mod magentic_one;
 mod round_robin;
 mod selector;
 mod swarm;
 
 pub use graph::{DiGraph, DiGraphBuilder, EdgeCondition, GraphFlow, GraphPolicy};
+pub use magentic_one::{
+    parse_progress_ledger, LedgerError, MagenticOneGroupChat, MagenticOnePolicy, ProgressLedger,
+    ORCHESTRATOR_NAME,
+};
 pub use round_robin::{RoundRobinGroupChat, RoundRobinPolicy};
 pub use selector::{CandidateFn, SelectorFn, SelectorGroupChat, SelectorPolicy};
 pub use swarm::{Swarm, SwarmPolicy};
@@ -134,6 +139,19 @@ pub trait SpeakerPolicy: Send + Sync + std::fmt::Debug {
     /// messages in this order ([`observe`](Self::observe) once per speaker). Default: none.
     fn concurrent_with(&self, _view: &GroupView<'_>, _first: usize) -> Vec<usize> {
         Vec::new()
+    }
+
+    /// Messages the policy itself says (an orchestrator's plan and instructions), taken after
+    /// each [`select`](Self::select): the team posts them to the thread before the chosen
+    /// speaker speaks (or before it stops). Default: none.
+    fn take_posts(&mut self) -> Vec<AgentMessage> {
+        Vec::new()
+    }
+
+    /// Whether the agents should start over (an orchestrator re-planned), taken after each
+    /// [`select`](Self::select), before its posts. Default: no.
+    fn take_reset_agents(&mut self) -> bool {
+        false
     }
 
     /// Why the run stops when [`select`](Self::select) returns `None`.
@@ -379,6 +397,21 @@ impl<P: SpeakerPolicy> GroupChat<P> {
         Ok(message)
     }
 
+    /// Resets the agents if the policy asks to, then posts the policy's own messages.
+    async fn post_policy_messages(&mut self, sink: &EventSink, out: &mut Vec<AgentMessage>) {
+        if self.policy.take_reset_agents() {
+            for a in &mut self.agents {
+                a.reset().await;
+            }
+            self.pending.iter_mut().for_each(Vec::clear);
+        }
+        for message in self.policy.take_posts() {
+            sink.emit(AgentEvent::Message(message.clone()));
+            self.broadcast(&message, None);
+            out.push(message);
+        }
+    }
+
     /// One turn: pick, speak, broadcast (several turns when the policy lets speakers run
     /// concurrently). `Ok(Some(reason))` stops the run.
     async fn turn(
@@ -406,7 +439,9 @@ impl<P: SpeakerPolicy> GroupChat<P> {
                 view.index_of(&name).ok_or_else(|| AgentError::UnknownAgent(name.clone()))?
             }
             None => {
-                let Some(speaker) = self.policy.select(&view, cancel, sink).await? else {
+                let selected = self.policy.select(&view, cancel, sink).await?;
+                self.post_policy_messages(sink, out).await;
+                let Some(speaker) = selected else {
                     return Ok(Some(self.policy.done_reason()));
                 };
                 if let Some((j, name)) = journal.zip(self.names.get(speaker)) {

@@ -1,0 +1,164 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::events::Task;
+use crate::message::ChatMessage;
+use crate::team::Team;
+use crate::testing::{Reply, ScriptedBackend};
+use crate::AssistantAgent;
+
+fn echo(name: &str) -> Box<dyn ChatAgent> {
+    let tag = name.to_owned();
+    let backend = ScriptedBackend::new().with_responder(move |req: &ChatRequest| {
+        Reply::text(format!("{tag}:{}", req.messages.len()))
+    });
+    Box::new(AssistantAgent::new(name, Arc::new(backend)).with_description(format!("the {name}")))
+}
+
+fn last_prompt(req: &ChatRequest) -> String {
+    match req.messages.last() {
+        Some(ChatMessage::User { content, .. }) => content.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn ledger(satisfied: bool, progress: bool, next: &str, instruction: &str) -> String {
+    json!({
+        "is_request_satisfied": {"reason": "r", "answer": satisfied},
+        "is_in_loop": {"reason": "r", "answer": false},
+        "is_progress_being_made": {"reason": "r", "answer": progress},
+        "next_speaker": {"reason": "r", "answer": next},
+        "instruction_or_question": {"reason": "r", "answer": instruction},
+    })
+    .to_string()
+}
+
+/// An orchestrator that answers facts/plan/final prompts by their wording and progress
+/// ledgers from `ledgers` in order (then "satisfied").
+fn orchestrator(ledgers: Vec<String>) -> Arc<ScriptedBackend> {
+    let queue = std::sync::Mutex::new(std::collections::VecDeque::from(ledgers));
+    Arc::new(ScriptedBackend::new().with_responder(move |req| {
+        let p = last_prompt(req);
+        if p.contains("pre-survey") || p.contains("rewrite the following fact sheet") {
+            Reply::text("FACTS")
+        } else if p.contains("plan") && !p.contains("pure JSON") {
+            Reply::text("PLAN")
+        } else if p.contains("final answer") {
+            Reply::text("FINAL")
+        } else {
+            let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+            Reply::text(next.unwrap_or_else(|| ledger(true, true, "", "")))
+        }
+    }))
+}
+
+fn sources(m: &[AgentMessage]) -> Vec<&str> {
+    m.iter().map(|m| m.source.as_str()).collect()
+}
+
+#[test]
+fn ledgers_parse_leniently() {
+    let l = parse_progress_ledger(&format!("```json\n{}\n```", ledger(false, true, "a", "go")))
+        .unwrap();
+    assert_eq!(l.next_speaker, "a");
+    assert_eq!(l.instruction_or_question, "go");
+    let bare = r#"Sure! {"is_request_satisfied": "false", "next_speaker": "b", "instruction_or_question": "x"} ok"#;
+    let l = parse_progress_ledger(bare).unwrap();
+    assert!(!l.is_request_satisfied && l.is_progress_being_made && !l.is_in_loop);
+    assert_eq!(parse_progress_ledger("no json"), Err(LedgerError::NoJson));
+    assert_eq!(parse_progress_ledger("{}"), Err(LedgerError::Key("is_request_satisfied")));
+    assert_eq!(
+        parse_progress_ledger(r#"{"is_request_satisfied": {"answer": false}}"#),
+        Err(LedgerError::Key("next_speaker"))
+    );
+    // Satisfied needs no speaker; hostile input never panics.
+    assert!(
+        parse_progress_ledger(r#"{"is_request_satisfied": true}"#).unwrap().is_request_satisfied
+    );
+    for s in ["{", "}{", "{\u{e9}}", "}", "{\"is_request_satisfied\": [1]}", "\u{1F600}{"] {
+        assert!(parse_progress_ledger(s).is_err(), "{s}");
+    }
+}
+
+#[tokio::test]
+async fn orchestrator_ledger_instructions_then_final_answer() {
+    let orch = orchestrator(vec![
+        ledger(false, true, "b", "b, do the thing"),
+        ledger(false, true, "a", "a, check it"),
+    ]);
+    let mut team = MagenticOneGroupChat::new(vec![echo("a"), echo("b")], orch.clone()).unwrap();
+    let result = team.run("task".into()).await.unwrap();
+    let o = ORCHESTRATOR_NAME;
+    assert_eq!(sources(&result.messages), vec!["user", o, o, "b", o, "a", o]);
+    assert!(
+        result.messages[1].content.contains("FACTS") && result.messages[1].content.contains("PLAN")
+    );
+    assert_eq!(result.messages[2].content, "b, do the thing");
+    assert_eq!(result.messages[6].content, "FINAL");
+    assert_eq!(result.stop_reason.as_deref(), Some("The request is satisfied."));
+    assert_eq!(team.policy().facts(), "FACTS");
+}
+
+#[tokio::test]
+async fn first_speaker_skips_the_first_progress_ledger() {
+    let orch = orchestrator(vec![]);
+    let mut team = MagenticOneGroupChat::new(vec![echo("a"), echo("b")], orch.clone())
+        .unwrap()
+        .with_first_speaker("b")
+        .unwrap();
+    let result = team.run("task".into()).await.unwrap();
+    let o = ORCHESTRATOR_NAME;
+    assert_eq!(sources(&result.messages), vec!["user", o, o, "b", o]);
+    assert!(matches!(
+        MagenticOneGroupChat::new(vec![echo("a")], orch).unwrap().with_first_speaker("zed"),
+        Err(AgentError::UnknownAgent(_))
+    ));
+}
+
+#[tokio::test]
+async fn garbage_ledgers_fall_back_to_next_in_turn_and_turns_are_bounded() {
+    let orch = Arc::new(ScriptedBackend::new().with_responder(|req| {
+        if last_prompt(req).contains("final answer") {
+            Reply::text("FINAL")
+        } else {
+            Reply::text("{not json ```")
+        }
+    }));
+    let mut team = MagenticOneGroupChat::new(vec![echo("a"), echo("b")], orch.clone())
+        .unwrap()
+        .with_orchestrator_max_turns(3)
+        .with_max_stalls(100);
+    let result = team.run("task".into()).await.unwrap();
+    let speakers: Vec<&str> =
+        sources(&result.messages).into_iter().filter(|s| *s != ORCHESTRATOR_NAME).collect();
+    assert_eq!(speakers, vec!["user", "a", "b", "a"]);
+    assert_eq!(result.messages.last().unwrap().content, "FINAL");
+    assert!(result.stop_reason.unwrap().contains("Maximum number of turns 3"));
+    // 2 ledger calls + 3 turns x 3 attempts + 1 final answer.
+    assert_eq!(orch.request_count(), 2 + 9 + 1);
+}
+
+#[tokio::test]
+async fn stalls_trigger_a_replan_and_reset_the_agents() {
+    let orch = orchestrator(vec![
+        ledger(false, false, "a", "try"),
+        ledger(false, false, "a", "try again"),
+        ledger(false, true, "b", "new plan"),
+    ]);
+    let mut team = MagenticOneGroupChat::new(vec![echo("a"), echo("b")], orch.clone())
+        .unwrap()
+        .with_max_stalls(2);
+    let result = team.run("task".into()).await.unwrap();
+    let o = ORCHESTRATOR_NAME;
+    // Ledger, try, a, [stall 2: re-plan ledger], try again, a, new plan, b, final.
+    assert_eq!(sources(&result.messages), vec!["user", o, o, "a", o, o, "a", o, "b", o]);
+    assert!(result.messages[4].content.contains("FACTS"));
+    // `a` was reset by the re-plan: it sees its system prompt and the new ledger + instruction.
+    assert_eq!(result.messages[6].content, "a:3");
+    assert_eq!(team.policy().stalls(), 0);
+    // State round-trips.
+    let saved = team.save_state().await.unwrap();
+    team.load_state(saved).await.unwrap();
+    let more = team.run(Task::Continue).await.unwrap();
+    assert!(more.messages.is_empty() || more.messages.iter().all(|m| m.source == o));
+}
