@@ -85,17 +85,9 @@ fn slots(spec: &TeamSpec, settings: &Settings, out: &mut Vec<Vec<BackendChoice>>
         out.push(vec![BackendChoice::from_settings(settings)]);
     }
     if spec.team.kind == TeamKind::MagenticOne {
-        let kind = match &spec.team.orchestrator_backend {
-            Some(b) => b.get_ref().parse()?,
-            None => settings.backend,
-        };
-        let model = spec
-            .team
-            .orchestrator_model
-            .as_ref()
-            .map(|m| m.get_ref().clone())
-            .or_else(|| (kind == settings.backend).then(|| settings.model.clone()).flatten());
-        out.push(BackendChoice { kind, model });
+        let t = &spec.team;
+        let orchestrator = t.orchestrator_model.as_ref().map(|m| m.get_ref());
+        out.push(vec![choice(t.orchestrator_backend.as_ref(), orchestrator, None, settings)?]);
     }
     Ok(())
 }
