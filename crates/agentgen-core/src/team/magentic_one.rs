@@ -254,6 +254,18 @@ pub struct MagenticOnePolicy {
     posts: Vec<AgentMessage>,
     reset_agents: bool,
     done: Option<String>,
+    /// The counts as the last committed turn left them, while a selection awaits its turn:
+    /// `observe` keeps the selection's counts, and the next `select` rolls back those of a
+    /// turn that failed, so a retried turn is not counted twice. (Ledgers the selection
+    /// posted stay: they are in the thread.)
+    before_select: Option<Counts>,
+}
+
+/// The counts a selection changes.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    stalls: usize,
+    rounds: usize,
 }
 
 impl fmt::Debug for MagenticOnePolicy {
@@ -285,6 +297,7 @@ impl MagenticOnePolicy {
             ledger_written: false,
             stalls: 0,
             rounds: 0,
+            before_select: None,
             posts: Vec::new(),
             reset_agents: false,
             done: None,
@@ -431,6 +444,10 @@ impl MagenticOnePolicy {
         Ok(None)
     }
 
+    fn counts(&self) -> Counts {
+        Counts { stalls: self.stalls, rounds: self.rounds }
+    }
+
     fn choose(
         &mut self,
         speaker: usize,
@@ -476,6 +493,11 @@ impl SpeakerPolicy for MagenticOnePolicy {
         if self.done.is_some() {
             return Ok(None);
         }
+        // The last selection's turn never committed: decide again from the state before it.
+        if let Some(before) = self.before_select.take() {
+            (self.stalls, self.rounds) = (before.stalls, before.rounds);
+        }
+        self.before_select = Some(self.counts());
         if self.task.is_empty() {
             self.task =
                 view.thread.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n");
@@ -522,6 +544,10 @@ impl SpeakerPolicy for MagenticOnePolicy {
             tracing::info!(stalls = self.stalls, "orchestrator re-plans");
             self.write_ledger(view, true, cancel).await?;
             self.stalls = 0;
+            // The new plan is posted: the stalls that led to it are spent even if the turn fails.
+            if let Some(before) = self.before_select.as_mut() {
+                before.stalls = 0;
+            }
             self.reset_agents = true;
         }
         let instruction = if ledger.instruction_or_question.is_empty() {
@@ -538,6 +564,7 @@ impl SpeakerPolicy for MagenticOnePolicy {
         _speaker: usize,
         _message: &AgentMessage,
     ) -> Result<(), AgentError> {
+        self.before_select = None;
         Ok(())
     }
 
@@ -548,6 +575,7 @@ impl SpeakerPolicy for MagenticOnePolicy {
     ) -> Result<(), AgentError> {
         let text: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
         self.task = text.join("\n");
+        self.before_select = None;
         self.ledger_written = false;
         self.rounds = 0;
         self.stalls = 0;
@@ -577,13 +605,16 @@ impl SpeakerPolicy for MagenticOnePolicy {
         self.posts.clear();
         self.reset_agents = false;
         self.done = None;
+        self.before_select = None;
     }
 
     fn save_state(&self) -> Value {
+        // The counts of committed turns only: a pending selection is made again on load.
+        let c = self.before_select.unwrap_or_else(|| self.counts());
         json!({
             "task": self.task, "facts": self.facts, "plan": self.plan,
-            "ledger_written": self.ledger_written, "n_stalls": self.stalls,
-            "n_rounds": self.rounds, "done": self.done,
+            "ledger_written": self.ledger_written, "n_stalls": c.stalls,
+            "n_rounds": c.rounds, "done": self.done,
         })
     }
 
@@ -602,6 +633,7 @@ impl SpeakerPolicy for MagenticOnePolicy {
         self.done = state.get("done").and_then(Value::as_str).map(str::to_owned);
         self.posts.clear();
         self.reset_agents = false;
+        self.before_select = None;
         Ok(())
     }
 }

@@ -162,3 +162,34 @@ async fn stalls_trigger_a_replan_and_reset_the_agents() {
     let more = team.run(Task::Continue).await.unwrap();
     assert!(more.messages.is_empty() || more.messages.iter().all(|m| m.source == o));
 }
+
+#[tokio::test]
+async fn a_failed_turn_does_not_count_its_selection() {
+    // Two stalls re-plan; `a` fails once, after the first stalled selection.
+    let orch = orchestrator(vec![
+        ledger(false, false, "a", "try"),
+        ledger(false, false, "a", "try once more"),
+        ledger(false, true, "a", "go on"),
+    ]);
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let flaky = ScriptedBackend::new().with_responder(move |_req: &ChatRequest| {
+        if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            Reply::Error(crate::BackendError::Internal("down".into()))
+        } else {
+            Reply::text("done")
+        }
+    });
+    let a = Box::new(AssistantAgent::new("a", Arc::new(flaky)).with_description("the a"));
+    let mut team = MagenticOneGroupChat::new(vec![a], orch).unwrap().with_max_stalls(2);
+    assert!(team.run("task".into()).await.is_err());
+    // The failed turn's stall and round were rolled back, in the saved state too.
+    let saved = team.save_state().await.unwrap();
+    let policy = &saved["policy"];
+    assert_eq!(policy["n_stalls"], 0, "{saved}");
+    assert_eq!(policy["n_rounds"], 0, "{saved}");
+    // The run goes on: the second stalled selection is the first counted, so no re-plan yet.
+    let more = team.run(Task::Continue).await.unwrap();
+    assert!(!more.messages.iter().any(|m| m.content.contains("FACTS")), "{:?}", more.messages);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
