@@ -3,8 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use agentgen_core::{BackendError, ChatBackend};
 use serde::{Deserialize, Serialize};
 
+use crate::measure::{counting_request, sized_counting_request, stream_once};
+use crate::report::{LlamaBenchResult, Ratio};
 use crate::stats::Stat;
 
 /// Why llama-bench gave no figures.
@@ -31,6 +34,9 @@ pub enum LlamaBenchError {
     /// Its output was not the JSON expected from `-o json`.
     #[error("llama-bench output is not the expected JSON: {0}")]
     Parse(String),
+    /// Our side of a round failed.
+    #[error("our engine failed: {0}")]
+    Ours(#[from] BackendError),
 }
 
 /// One llama-bench test, e.g. `pp512` or `tg128`.
@@ -91,6 +97,108 @@ pub fn run(
         });
     }
     parse(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// What (f) runs: llama-bench's `pp<prompt_tokens>` and `tg<gen_tokens>` against ours.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadToHead<'a> {
+    /// The llama-bench binary.
+    pub bin: &'a Path,
+    /// The GGUF both run.
+    pub model: &'a Path,
+    /// Threads, both sides.
+    pub threads: usize,
+    /// Prompt tokens of the pp test.
+    pub prompt_tokens: usize,
+    /// Generated tokens of the tg test.
+    pub gen_tokens: u32,
+    /// Rounds counted, after `warmup` rounds that are not.
+    pub rounds: usize,
+    /// Rounds not counted.
+    pub warmup: usize,
+}
+
+/// (f) Ours and llama-bench in alternating rounds, so a machine that slows down or speeds up
+/// moves both alike: each round runs our prompt test (one request whose prompt is exactly
+/// `prompt_tokens` by the engine's own count, one token generated: the engine's prompt
+/// timing), our decode test (a short prompt, `gen_tokens` generated: its decode timing), then
+/// one llama-bench repetition of both. Run at least one warm-up round: it also learns how many
+/// template tokens the prefix cache serves. Each figure is the median over the rounds with its
+/// spread, and the ratio is the median of the rounds' ours/theirs.
+pub async fn head_to_head(
+    backend: &dyn ChatBackend,
+    h: HeadToHead<'_>,
+    tag: &str,
+    mut tick: impl FnMut(),
+) -> Result<LlamaBenchResult, LlamaBenchError> {
+    let pp = format!("pp{}", h.prompt_tokens);
+    let tg = format!("tg{}", h.gen_tokens);
+    let (mut ours_pp, mut ours_tg, mut theirs_pp, mut theirs_tg) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut evaluated = Vec::new();
+    // The template's first tokens come from the prefix cache: size the prompt so that the
+    // tokens evaluated are `prompt_tokens`, learning how many are cached from the last round.
+    let mut cached = 0;
+    for round in 0..h.warmup + h.rounds {
+        let size = h.prompt_tokens + cached;
+        let prompt = sized_counting_request(backend, &format!("pp{round}-{tag}"), size, 1).await?;
+        let prompt = stream_once(backend, prompt).await?;
+        cached = prompt.cached_tokens as usize;
+        let decode = counting_request(&format!("tg{round}-{tag}"), 8, h.gen_tokens);
+        let decode = stream_once(backend, decode).await?;
+        let theirs = run(h.bin, h.model, h.threads, h.prompt_tokens as u32, h.gen_tokens, 1)?;
+        tick();
+        if round < h.warmup {
+            continue;
+        }
+        let (Some(p), Some(d)) = (prompt.timings, decode.timings) else {
+            return Err(
+                BackendError::Internal("the local backend reported no timings".into()).into()
+            );
+        };
+        let of =
+            |name: &str| {
+                theirs.iter().find(|t| t.name == name).map(|t| t.tokens_per_s.median).ok_or_else(
+                    || LlamaBenchError::Parse(format!("llama-bench gave no {name} figure")),
+                )
+            };
+        theirs_pp.push(of(&pp)?);
+        theirs_tg.push(of(&tg)?);
+        ours_pp.push(p.prompt_per_second);
+        ours_tg.push(d.predicted_per_second);
+        evaluated.push(f64::from(p.prompt_n));
+    }
+    let stat = |v: &[f64], what: &str| {
+        Stat::of(v).ok_or_else(|| LlamaBenchError::Parse(format!("no finite {what} figures")))
+    };
+    let ratio = |ours: &[f64], theirs: &[f64], test: &str| -> Result<Ratio, LlamaBenchError> {
+        let per_round: Vec<f64> = ours.iter().zip(theirs).map(|(o, t)| o / t).collect();
+        Ok(Ratio {
+            test: test.to_owned(),
+            ours: stat(ours, test)?,
+            theirs: stat(theirs, test)?,
+            ratio: stat(&per_round, test)?,
+        })
+    };
+    let ratios = vec![ratio(&ours_pp, &theirs_pp, &pp)?, ratio(&ours_tg, &theirs_tg, &tg)?];
+    let tests = vec![
+        LlamaTest {
+            name: pp,
+            tokens: h.prompt_tokens as u64,
+            tokens_per_s: stat(&theirs_pp, "pp")?,
+        },
+        LlamaTest {
+            name: tg,
+            tokens: u64::from(h.gen_tokens),
+            tokens_per_s: stat(&theirs_tg, "tg")?,
+        },
+    ];
+    Ok(LlamaBenchResult {
+        binary: h.bin.display().to_string(),
+        tests,
+        ratios,
+        ours_prompt_tokens_evaluated: stat(&evaluated, "evaluated")?.median.round() as u64,
+    })
 }
 
 /// Parses `llama-bench -o json` output into its pp/tg tests.

@@ -109,6 +109,36 @@ pub fn counting_request(tag: &str, prompt_tokens: usize, max_tokens: u32) -> Cha
     .with_max_tokens(max_tokens)
 }
 
+/// A [`counting_request`] whose prompt is `tokens` tokens by the backend's own count, or the
+/// nearest of a few tries (a filler word is one or two tokens); as asked when the backend
+/// cannot count. The tokens a prefix cache already holds (the template's first few) still
+/// count here: the engine's timings say how many it evaluated.
+pub async fn sized_counting_request(
+    backend: &dyn ChatBackend,
+    tag: &str,
+    tokens: usize,
+    max_tokens: u32,
+) -> Result<ChatRequest, BackendError> {
+    const TRIES: usize = 8;
+    let mut filler = tokens.saturating_sub(crate::workloads::PROMPT_OVERHEAD_TOKENS).max(1);
+    let mut best = counting_request(tag, filler, max_tokens);
+    let mut best_off = usize::MAX;
+    for _ in 0..TRIES {
+        let req = counting_request(tag, filler, max_tokens);
+        let Some(n) = backend.count_tokens(&req.messages).await? else { return Ok(req) };
+        let off = n.abs_diff(tokens);
+        if off < best_off {
+            (best, best_off) = (req, off);
+        }
+        let next = (filler + tokens).saturating_sub(n).max(1);
+        if off == 0 || next == filler {
+            break;
+        }
+        filler = next;
+    }
+    Ok(best)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +151,18 @@ mod tests {
         assert_ne!(a, b);
         let words = a.split_whitespace().count();
         assert!((100..=102).contains(&words), "{words}");
+    }
+
+    #[tokio::test]
+    async fn sized_requests_hit_the_count() {
+        // A backend that counts words: the size is found exactly.
+        let words = agentgen_core::testing::ScriptedBackend::new().with_token_counter(|m| {
+            m.iter().map(|m| m.text().unwrap_or_default().split_whitespace().count()).sum()
+        });
+        let req = sized_counting_request(&words, "t", 300, 8).await.unwrap();
+        let n = words.count_tokens(&req.messages).await.unwrap().unwrap();
+        assert_eq!(n, 300);
+        assert_eq!(req.max_tokens, Some(8));
     }
 
     #[test]

@@ -276,21 +276,24 @@ pub struct LlamaBenchResult {
     pub binary: String,
     /// Its tests.
     pub tests: Vec<LlamaTest>,
-    /// Ours / theirs for each test we have a matching figure for.
+    /// Ours / theirs for each test, from alternating rounds.
     pub ratios: Vec<Ratio>,
+    /// Prompt tokens our engine evaluated in the pp test (median; a few template tokens
+    /// may come from its prefix cache).
+    pub ours_prompt_tokens_evaluated: u64,
 }
 
-/// Ours against theirs for one test.
+/// Ours against theirs for one test, over alternating rounds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ratio {
     /// `pp512`, `tg128`…
     pub test: String,
-    /// Our median tokens/s.
-    pub ours: f64,
-    /// llama-bench's median tokens/s.
-    pub theirs: f64,
-    /// ours / theirs.
-    pub ratio: f64,
+    /// Our tokens/s.
+    pub ours: Stat,
+    /// llama-bench's tokens/s.
+    pub theirs: Stat,
+    /// Each round's ours / theirs.
+    pub ratio: Stat,
 }
 
 /// The figures the model catalog reads.
@@ -476,7 +479,10 @@ impl Results {
             );
         }
 
-        let _ = writeln!(out, "\n(f) llama.cpp llama-bench, same GGUF and threads");
+        let _ = writeln!(
+            out,
+            "\n(f) llama.cpp llama-bench, same GGUF and threads, alternating rounds with ours"
+        );
         match &self.llama_bench {
             Section::Skipped { skipped } => {
                 let _ = writeln!(out, "  skipped: {skipped}");
@@ -488,13 +494,25 @@ impl Results {
                     .map(|r| {
                         vec![
                             r.test.clone(),
-                            format!("{:.1}", r.ours),
-                            format!("{:.1}", r.theirs),
-                            format!("{:.2}", r.ratio),
+                            r.ours.cell(1),
+                            r.theirs.cell(1),
+                            format!(
+                                "{:.3} ({:.2}..{:.2})",
+                                r.ratio.median, r.ratio.min, r.ratio.max
+                            ),
                         ]
                     })
                     .collect();
-                out += &table(&["test", "ours tok/s", "llama-bench tok/s", "ours/theirs"], &rows);
+                out += &table(
+                    &["test", "ours tok/s", "llama-bench tok/s", "ours/theirs (min..max)"],
+                    &rows,
+                );
+                let _ = writeln!(
+                    out,
+                    "  ours evaluated {} prompt tokens in the pp test; {} rounds",
+                    lb.ours_prompt_tokens_evaluated,
+                    lb.ratios.first().map_or(0, |r| r.ratio.n)
+                );
             }
         }
 

@@ -500,7 +500,7 @@ async fn one_token_ms(
 }
 
 /// A per-process tag so prompts never repeat across runs of the benchmark either.
-pub(crate) fn nonce() -> String {
+pub fn nonce() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let t = std::time::SystemTime::now()

@@ -17,9 +17,10 @@ const TOOL_SOURCE_PACKAGE: &str = "llama-cpp-python==0.3.36";
 /// The tools built.
 pub const TOOLS: [&str; 1] = ["llama-bench"];
 
-/// Where the tools land: `<target>/llama.cpp/bin`.
+/// Where the tools land: `<target>/llama.cpp/build/bin` (llama.cpp's CMake project sets its
+/// own runtime output folder, `bin` in the build tree).
 pub fn bin_dir(ws: &Workspace) -> PathBuf {
-    ws.target_dir.join("llama.cpp").join("bin")
+    ws.target_dir.join("llama.cpp").join("build").join("bin")
 }
 
 /// The built `llama-bench`, when `cargo xtask llama-tools` has run.
@@ -129,25 +130,19 @@ pub fn build(ws: &Workspace) -> Result<PathBuf, Error> {
         .map_err(|e| Error::Other(format!("cannot write tools/CMakeLists.txt: {e}")))?;
     }
     cmd::step("configuring llama.cpp");
-    let mut configure = Cmd::new("cmake")
-        .arg("-S")
-        .arg(&source)
-        .arg("-B")
-        .arg(&build)
-        .args([
-            "-DCMAKE_BUILD_TYPE=Release",
-            "-DBUILD_SHARED_LIBS=OFF",
-            "-DGGML_NATIVE=ON",
-            "-DGGML_OPENMP=ON",
-            "-DLLAMA_CURL=OFF",
-            "-DLLAMA_OPENSSL=OFF",
-            "-DLLAMA_BUILD_TESTS=OFF",
-            "-DLLAMA_BUILD_EXAMPLES=OFF",
-            "-DLLAMA_BUILD_SERVER=OFF",
-            "-DLLAMA_BUILD_APP=OFF",
-            "-DLLAMA_BUILD_TOOLS=ON",
-        ])
-        .arg(format!("-DCMAKE_RUNTIME_OUTPUT_DIRECTORY={}", bin_dir(ws).display()));
+    let mut configure = Cmd::new("cmake").arg("-S").arg(&source).arg("-B").arg(&build).args([
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DBUILD_SHARED_LIBS=OFF",
+        "-DGGML_NATIVE=ON",
+        "-DGGML_OPENMP=ON",
+        "-DLLAMA_CURL=OFF",
+        "-DLLAMA_OPENSSL=OFF",
+        "-DLLAMA_BUILD_TESTS=OFF",
+        "-DLLAMA_BUILD_EXAMPLES=OFF",
+        "-DLLAMA_BUILD_SERVER=OFF",
+        "-DLLAMA_BUILD_APP=OFF",
+        "-DLLAMA_BUILD_TOOLS=ON",
+    ]);
     if cfg!(target_arch = "x86_64") {
         // As the engine's build (.cargo/config.toml): AMX kernels die on VMs that list AMX.
         let no_amx = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16";

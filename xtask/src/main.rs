@@ -69,7 +69,7 @@ enum Command {
         target: Option<String>,
     },
     /// Builds llama.cpp's `llama-bench` against the llama.cpp source the engine links (into
-    /// `<target>/llama.cpp/bin`); `bench` then compares against it.
+    /// `<target>/llama.cpp/build/bin`); `bench` then compares against it.
     LlamaTools,
     /// Checks the files a benchmark run wrote under DIR (results.json and the PNG charts).
     CheckBench {

@@ -15,8 +15,7 @@ use agentgen_models::catalog::Catalog;
 use benches::llama_bench;
 use benches::machine::Machine;
 use benches::report::{
-    BackendRow, LlamaBenchResult, MemoryUse, ModelThroughput, Ratio, Results, RunConfig, Section,
-    ServerSeries,
+    BackendRow, MemoryUse, ModelThroughput, Results, RunConfig, Section, ServerSeries,
 };
 use benches::versus::{self, VersusSeries};
 use benches::workloads::{self, InProcessServer, Plan};
@@ -173,7 +172,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         + when('e', compares_n * per)
         + when('g', 2)
         + when('i', 8 * per)
-        + when('f', u64::from(llama_bench_bin.is_some()));
+        + when('f', u64::from(llama_bench_bin.is_some()) * per);
     eprintln!("agentgen-bench: {} on {}", model_file, machine.summary());
     let progress = Progress::new(total);
 
@@ -344,13 +343,19 @@ async fn run(args: Args) -> Result<(), BoxError> {
         _ if !runs('f') => Section::skipped(NOT_SELECTED),
         None => Section::skipped("llama-bench not found on PATH; give it with --llama-bench PATH"),
         Some(bin) => {
-            progress.phase("(f) llama.cpp llama-bench");
-            let pp = nearest(&plan.prompt_lengths, 512) as u32;
-            let result =
-                llama_bench::run(bin, &model_path, threads, pp, plan.gen_tokens, plan.runs);
-            progress.tick();
-            match result {
-                Ok(tests) => Section::Done(ratios(bin, tests, &completion)),
+            progress.phase("(f) llama.cpp llama-bench, alternating rounds with ours");
+            let h = llama_bench::HeadToHead {
+                bin,
+                model: &model_path,
+                threads,
+                prompt_tokens: nearest(&plan.prompt_lengths, 512),
+                gen_tokens: plan.gen_tokens,
+                rounds: plan.runs,
+                warmup: plan.warmup,
+            };
+            let tag = format!("f-{}", workloads::nonce());
+            match llama_bench::head_to_head(local.as_ref(), h, &tag, || progress.tick()).await {
+                Ok(result) => Section::Done(result),
                 Err(e) => Section::skipped(format!("llama-bench failed: {e}")),
             }
         }
@@ -624,37 +629,6 @@ fn memory_use(model: &Path, kv_cache_tokens: u64) -> Option<MemoryUse> {
         kv_cache_bytes,
         budget_bytes: model_bytes + kv_cache_bytes + (200 << 20),
     })
-}
-
-/// Ours / theirs: prompt speed at the prompt length nearest theirs, decode at the shortest prompt.
-fn ratios(
-    bin: &Path,
-    tests: Vec<llama_bench::LlamaTest>,
-    completion: &[benches::report::CompletionRow],
-) -> LlamaBenchResult {
-    let mut ratios = Vec::new();
-    for t in &tests {
-        let ours = if t.name.starts_with("pp") {
-            completion
-                .iter()
-                .min_by_key(|r| (i64::from(r.prompt_tokens) - t.tokens as i64).abs())
-                .map(|r| r.prompt_tokens_per_s.median)
-        } else if t.name.starts_with("tg") {
-            completion.first().map(|r| r.decode_tokens_per_s.median)
-        } else {
-            None
-        };
-        if let Some(ours) = ours {
-            let theirs = t.tokens_per_s.median;
-            ratios.push(Ratio {
-                test: t.name.clone(),
-                ours,
-                theirs,
-                ratio: if theirs > 0.0 { ours / theirs } else { 0.0 },
-            });
-        }
-    }
-    LlamaBenchResult { binary: bin.display().to_string(), tests, ratios }
 }
 
 fn nearest(values: &[usize], target: usize) -> usize {

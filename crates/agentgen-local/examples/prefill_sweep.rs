@@ -2,12 +2,13 @@
 //! prompt of exactly P tokens (from an empty KV cache, logits for the last token only, as
 //! `llama-bench`'s ppP does) under each llama.cpp setting the engine chooses differently, in
 //! alternating rounds so a busy machine shifts every setting alike, and prints the median
-//! tokens/s of each with its ratio to the first (llama-bench's own defaults).
+//! tokens/s of each with its ratio to the first (llama-bench's own defaults). Then, in the same
+//! context, it decodes G tokens one at a time (greedy) and prints the same for decoding.
 //!
 //! ```text
-//! cargo run --release -p agentgen-local --example prefill_sweep -- [MODEL] [P] [ROUNDS] [THREADS]
+//! cargo run --release -p agentgen-local --example prefill_sweep -- [MODEL] [P] [ROUNDS] [THREADS] [G]
 //! ```
-//! MODEL defaults to the test model in the cache; P to 512, ROUNDS to 5, THREADS to 2.
+//! MODEL defaults to the test model in the cache; P to 512, ROUNDS to 5, THREADS to 2, G to 64.
 
 use std::num::NonZeroU32;
 use std::time::Instant;
@@ -45,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let p: usize = args.next().map_or(Ok(512), |s| s.parse())?;
     let rounds: usize = args.next().map_or(Ok(5), |s| s.parse())?;
     let threads: i32 = args.next().map_or(Ok(2), |s| s.parse())?;
+    let g: usize = args.next().map_or(Ok(64), |s| s.parse())?;
     let backend = LlamaBackend::init()?;
     let model_params = Box::pin(LlamaModelParams::default());
     let model = LlamaModel::load_from_file(&backend, &model_path, &model_params)?;
@@ -89,8 +91,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     println!("prompt {p} tokens, {rounds} rounds, {threads} threads");
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
+    let mut decode: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
     for _ in 0..rounds {
-        for (s, out) in settings.iter().zip(samples.iter_mut()) {
+        for ((s, out), dec) in settings.iter().zip(samples.iter_mut()).zip(decode.iter_mut()) {
             let params = LlamaContextParams::default()
                 .with_n_ctx(NonZeroU32::new(s.ctx_per_seq * s.seqs))
                 .with_n_batch(s.n_batch)
@@ -116,22 +119,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ctx.decode(&mut batch)?;
             }
             out.push(p as f64 / started.elapsed().as_secs_f64());
+            // Decoding: one token a step after the prompt, as generation does.
+            let started = Instant::now();
+            let mut last = batch.n_tokens() - 1;
+            for i in 0..g {
+                let logits = ctx.get_logits_ith(last);
+                let next = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b]));
+                let token = llama_cpp_2::token::LlamaToken::new(next.unwrap_or(0) as i32);
+                batch.clear();
+                batch.add(token, (p + i) as i32, &[0], true)?;
+                ctx.decode(&mut batch)?;
+                last = 0;
+            }
+            dec.push(g as f64 / started.elapsed().as_secs_f64());
         }
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let medians: Vec<f64> = samples.iter_mut().map(median).collect();
-    for ((s, m), v) in settings.iter().zip(&medians).zip(&samples) {
-        println!(
-            "{:<58} {:>7.1} tok/s ({:.3}x; min {:.1}, max {:.1})",
-            s.name,
-            m,
-            m / medians[0],
-            v.first().copied().unwrap_or(0.0),
-            v.last().copied().unwrap_or(0.0)
-        );
+    for (what, samples) in [("prompt", &mut samples), ("decode", &mut decode)] {
+        println!("{what}:");
+        let medians: Vec<f64> = samples.iter_mut().map(median).collect();
+        for ((s, m), v) in settings.iter().zip(&medians).zip(samples.iter()) {
+            println!(
+                "{:<58} {:>7.1} tok/s ({:.3}x; min {:.1}, max {:.1})",
+                s.name,
+                m,
+                m / medians[0],
+                v.first().copied().unwrap_or(0.0),
+                v.last().copied().unwrap_or(0.0)
+            );
+        }
     }
     Ok(())
 }
