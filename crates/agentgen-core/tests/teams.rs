@@ -94,6 +94,10 @@ async fn selector_uses_the_model_answer() {
     );
     let second = selector.requests()[1].messages[0].text().unwrap().to_owned();
     assert!(second.contains("[a, b]"), "c just spoke, so it is not a candidate: {second}");
+    // The selector's two calls count in the run's usage beside the agents' two turns
+    // (whatever tokens the scripted agents report).
+    let agents: u32 = result.messages.iter().filter_map(|m| m.usage).map(|u| u.total_tokens).sum();
+    assert_eq!(result.usage.total_tokens, agents + 2 * 15, "{:?}", result.usage);
 }
 
 #[tokio::test]

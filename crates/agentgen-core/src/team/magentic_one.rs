@@ -25,6 +25,7 @@ use crate::backend::ChatBackend;
 use crate::events::{AgentEvent, AgentMessage, EventSink};
 use crate::message::ChatMessage;
 use crate::request::{ChatRequest, ResponseFormat};
+use crate::response::Usage;
 
 /// The orchestrator's name in the thread (AutoGen's).
 pub const ORCHESTRATOR_NAME: &str = "MagenticOneOrchestrator";
@@ -254,6 +255,8 @@ pub struct MagenticOnePolicy {
     posts: Vec<AgentMessage>,
     reset_agents: bool,
     done: Option<String>,
+    /// Tokens the orchestrator's calls used, until taken.
+    usage: Usage,
     /// The counts as the last committed turn left them, while a selection awaits its turn:
     /// `observe` keeps the selection's counts, and the next `select` rolls back those of a
     /// turn that failed, so a retried turn is not counted twice. (Ledgers the selection
@@ -298,6 +301,7 @@ impl MagenticOnePolicy {
             stalls: 0,
             rounds: 0,
             before_select: None,
+            usage: Usage::default(),
             posts: Vec::new(),
             reset_agents: false,
             done: None,
@@ -339,7 +343,7 @@ impl MagenticOnePolicy {
     }
 
     async fn ask(
-        &self,
+        &mut self,
         messages: Vec<ChatMessage>,
         format: Option<ResponseFormat>,
         cancel: &CancellationToken,
@@ -354,6 +358,7 @@ impl MagenticOnePolicy {
             crate::telemetry::complete_traced(backend.as_ref(), req).await
         })
         .await?;
+        self.usage += resp.usage;
         Ok(resp.text().unwrap_or_default().trim().to_owned())
     }
 
@@ -385,7 +390,7 @@ impl MagenticOnePolicy {
 
     /// Asks for a progress ledger; `None` after `max_json_retries` unusable answers.
     async fn progress_ledger(
-        &self,
+        &mut self,
         view: &GroupView<'_>,
         cancel: &CancellationToken,
     ) -> Result<Option<(ProgressLedger, usize)>, AgentError> {
@@ -585,6 +590,10 @@ impl SpeakerPolicy for MagenticOnePolicy {
 
     fn take_posts(&mut self) -> Vec<AgentMessage> {
         std::mem::take(&mut self.posts)
+    }
+
+    fn take_usage(&mut self) -> Usage {
+        std::mem::take(&mut self.usage)
     }
 
     fn take_reset_agents(&mut self) -> bool {

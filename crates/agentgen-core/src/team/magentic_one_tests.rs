@@ -97,6 +97,10 @@ async fn orchestrator_ledger_instructions_then_final_answer() {
     assert_eq!(result.messages[6].content, "FINAL");
     assert_eq!(result.stop_reason.as_deref(), Some("The request is satisfied."));
     assert_eq!(team.policy().facts(), "FACTS");
+    // The run's usage counts the orchestrator's calls (facts, plan, 3 ledgers, final answer)
+    // beside the agents' two turns; each scripted call reports 15 tokens.
+    assert_eq!(orch.request_count(), 6);
+    assert_eq!(result.usage.total_tokens, (6 + 2) * 15, "{:?}", result.usage);
 }
 
 #[tokio::test]

@@ -154,6 +154,13 @@ pub trait SpeakerPolicy: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// Tokens the policy's own model calls used since this was last taken (a selector's or an
+    /// orchestrator's), taken after each [`select`](Self::select) into the run's usage.
+    /// Default: none.
+    fn take_usage(&mut self) -> Usage {
+        Usage::default()
+    }
+
     /// Why the run stops when [`select`](Self::select) returns `None`.
     fn done_reason(&self) -> String {
         "No next speaker".to_owned()
@@ -439,7 +446,9 @@ impl<P: SpeakerPolicy> GroupChat<P> {
                 view.index_of(&name).ok_or_else(|| AgentError::UnknownAgent(name.clone()))?
             }
             None => {
-                let selected = self.policy.select(&view, cancel, sink).await?;
+                let selected = self.policy.select(&view, cancel, sink).await;
+                *usage += self.policy.take_usage();
+                let selected = selected?;
                 self.post_policy_messages(sink, out).await;
                 let Some(speaker) = selected else {
                     return Ok(Some(self.policy.done_reason()));

@@ -15,6 +15,7 @@ use crate::backend::ChatBackend;
 use crate::events::{AgentEvent, AgentMessage, EventSink};
 use crate::message::ChatMessage;
 use crate::request::ChatRequest;
+use crate::response::Usage;
 
 /// Picks the next speaker by name from the thread, or `None` to let the model choose.
 pub type SelectorFn = Arc<dyn Fn(&[AgentMessage]) -> Option<String> + Send + Sync>;
@@ -40,6 +41,8 @@ pub struct SelectorPolicy {
     selector_func: Option<SelectorFn>,
     candidate_func: Option<CandidateFn>,
     defaults: ChatRequest,
+    /// Tokens the selector's calls used, until taken.
+    usage: Usage,
 }
 
 impl fmt::Debug for SelectorPolicy {
@@ -67,6 +70,7 @@ impl SelectorPolicy {
                 max_tokens: Some(32),
                 ..ChatRequest::default()
             },
+            usage: Usage::default(),
         }
     }
 
@@ -124,6 +128,10 @@ pub fn mentioned_agents(answer: &str, names: &[String]) -> Vec<usize> {
 
 #[async_trait]
 impl SpeakerPolicy for SelectorPolicy {
+    fn take_usage(&mut self) -> Usage {
+        std::mem::take(&mut self.usage)
+    }
+
     fn kind(&self) -> &'static str {
         "selector"
     }
@@ -156,6 +164,7 @@ impl SpeakerPolicy for SelectorPolicy {
                 crate::telemetry::complete_traced(backend.as_ref(), req).await
             })
             .await?;
+            self.usage += resp.usage;
             let answer = resp.text().unwrap_or_default().to_owned();
             let mentioned = mentioned_agents(&answer, &names);
             let feedback = match mentioned[..] {
