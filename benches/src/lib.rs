@@ -18,6 +18,7 @@
 //! - The `agentgen-load` binary, also run by `cargo xtask bench`: 64 hostile and normal
 //!   clients at once against the server on the real model, and whether it recovers.
 
+pub mod autogen;
 pub mod charts;
 pub mod code_tasks;
 pub mod llama_bench;

@@ -52,6 +52,9 @@ pub struct Results {
     pub groq: Section<BackendRow>,
     /// (f) llama.cpp's llama-bench on the same GGUF and threads, or why it was skipped.
     pub llama_bench: Section<LlamaBenchResult>,
+    /// (j) The team natively and with AutoGen-Python against each server, or why skipped.
+    #[serde(default = "not_run")]
+    pub autogen: Section<crate::autogen::AutogenResult>,
     /// Measured throughput by catalog id (read by the model catalog).
     pub models: BTreeMap<String, ModelThroughput>,
     /// PNG charts written beside this file.
@@ -69,6 +72,10 @@ pub enum Section<T> {
         /// The reason.
         skipped: String,
     },
+}
+
+fn not_run<T>() -> Section<T> {
+    Section::skipped("not run")
 }
 
 impl<T> Section<T> {
@@ -513,6 +520,42 @@ impl Results {
                     lb.ours_prompt_tokens_evaluated,
                     lb.ratios.first().map_or(0, |r| r.ratio.n)
                 );
+            }
+        }
+
+        let _ = writeln!(
+            out,
+            "\n(j) the agent team natively and written with AutoGen (Python), alternating rounds"
+        );
+        match &self.autogen {
+            Section::Skipped { skipped } => {
+                let _ = writeln!(out, "  skipped: {skipped}");
+            }
+            Section::Done(j) => {
+                let mut rows = vec![vec![
+                    "agentgen, native".to_owned(),
+                    j.native_wall_s.cell(1),
+                    j.native_prompt_tokens.to_string(),
+                    j.native_completion_tokens.to_string(),
+                    "1".to_owned(),
+                ]];
+                rows.extend(j.rows.iter().map(|r| {
+                    vec![
+                        r.server.clone(),
+                        r.wall_s.cell(1),
+                        r.prompt_tokens.to_string(),
+                        r.completion_tokens.to_string(),
+                        format!(
+                            "{:.3} ({:.2}..{:.2})",
+                            r.native_ratio.median, r.native_ratio.min, r.native_ratio.max
+                        ),
+                    ]
+                }));
+                out += &table(
+                    &["team", "wall s", "prompt tok", "completion tok", "native/this wall"],
+                    &rows,
+                );
+                let _ = writeln!(out, "  {} agent messages per conversation", j.messages);
             }
         }
 

@@ -130,6 +130,11 @@ fn bench(args: &[String]) -> Result<ExitCode, cmd::Error> {
     prereq::ensure(&[prereq::Need::NativeBuild, prereq::Need::Charts])?;
     let ws = cmd::Workspace::locate()?;
     let mut args = args.to_vec();
+    let venv_python = testrun::venv_python(&ws.root.join(".venv"));
+    if !args.iter().any(|a| a == "--autogen-python") && venv_python.is_file() {
+        // `cargo xtask test` made it, with AutoGen: (j) runs the team through it.
+        args.extend(["--autogen-python".to_owned(), venv_python.display().to_string()]);
+    }
     if !args.iter().any(|a| a == "--llama-bench") {
         if let Some(bin) = llama_tools::llama_bench(&ws) {
             args.extend(["--llama-bench".to_owned(), bin.display().to_string()]);

@@ -102,7 +102,7 @@ pub fn check_results(json: &Value) -> Vec<String> {
             c.stat(&row[field], &format!("backends[{i}].{field}"));
         }
     }
-    for section in ["groq", "llama_bench"] {
+    for section in ["groq", "llama_bench", "autogen"] {
         let v = &json[section];
         if !(v["skipped"].is_string()
             || v.is_object() && !v.as_object().is_some_and(|o| o.is_empty()))

@@ -8,7 +8,8 @@
 //! 6. the offline proof: server and a tool-using AutoGen team inside `unshare -rn`;
 //! 7. the CLI's feature sets built alone (`groq` without llama.cpp, `local` without an HTTP
 //!    client), checked with `cargo tree`;
-//! 8. `agentgen-bench --quick` and checks on the JSON and PNG files it writes;
+//! 8. `agentgen-bench --quick` (with the virtualenv's AutoGen for its team comparison) and
+//!    checks on the JSON and PNG files it writes;
 //! 9. `agentgen-load --quick`: 64 hostile and normal clients for 10 s, the server must recover;
 //! 10. `agentgen-codebench --quick`: the default team and one plain call on 3 HumanEval
 //!     problems, every run finished and scored by the hidden tests.
@@ -175,8 +176,12 @@ pub fn run(skip_bench: bool) -> Result<ExitCode, Error> {
             let dir = ws.target_dir.join("bench");
             // A stale file from an earlier run must not pass the checks.
             let _ = std::fs::remove_file(dir.join("results.json"));
-            ws.bench_runner(&["--quick".into(), "--out".into(), dir.display().to_string()])
-                .status_ok()?;
+            let mut args = vec!["--quick".into(), "--out".into(), dir.display().to_string()];
+            if have_venv {
+                // (j): the team with AutoGen-Python, whose packages the virtualenv holds.
+                args.extend(["--autogen-python".into(), python.display().to_string()]);
+            }
+            ws.bench_runner(&args).status_ok()?;
             let summary = outputs::check_dir(&dir)?;
             println!("{summary}");
             Ok(("results.json and charts checked".into(), None))
@@ -200,7 +205,7 @@ pub fn run(skip_bench: bool) -> Result<ExitCode, Error> {
     })
 }
 
-fn venv_python(venv: &Path) -> PathBuf {
+pub(crate) fn venv_python(venv: &Path) -> PathBuf {
     if cfg!(windows) {
         venv.join("Scripts").join("python.exe")
     } else {

@@ -68,15 +68,21 @@ struct Args {
     out: Option<PathBuf>,
     /// Run only these workloads, e.g. `--only g,h` (letters as in the report: a completion,
     /// b team, c server, d backends side by side, e compare servers side by side, f llama-bench,
-    /// g HTTP overhead, h head to head with --compare servers, i lookup decoding). Default: all.
+    /// g HTTP overhead, h head to head with --compare servers, i lookup decoding, j the team
+    /// natively against AutoGen-Python on serve and on --compare servers). Default: all.
     #[arg(long, value_name = "LETTERS", value_delimiter = ',', value_parser = parse_section)]
     only: Vec<char>,
+    /// Python with autogen-agentchat and autogen-ext[openai], for (j) (default: skipped).
+    #[arg(long, value_name = "PATH", env = "AGENTGEN_AUTOGEN_PYTHON")]
+    autogen_python: Option<PathBuf>,
 }
 
 fn parse_section(s: &str) -> Result<char, String> {
     match s.trim() {
-        one if one.len() == 1 && "abcdefghi".contains(one) => Ok(one.chars().next().unwrap_or('a')),
-        other => Err(format!("unknown workload `{other}` (expected one of a b c d e f g h i)")),
+        one if one.len() == 1 && "abcdefghij".contains(one) => {
+            Ok(one.chars().next().unwrap_or('a'))
+        }
+        other => Err(format!("unknown workload `{other}` (expected one of a b c d e f g h i j)")),
     }
 }
 
@@ -172,7 +178,11 @@ async fn run(args: Args) -> Result<(), BoxError> {
         + when('e', compares_n * per)
         + when('g', 2)
         + when('i', 8 * per)
-        + when('f', u64::from(llama_bench_bin.is_some()) * per);
+        + when('f', u64::from(llama_bench_bin.is_some()) * per)
+        + when(
+            'j',
+            u64::from(args.autogen_python.is_some()) * (plan.warmup + plan.team_runs) as u64,
+        );
     eprintln!("agentgen-bench: {} on {}", model_file, machine.summary());
     let progress = Progress::new(total);
 
@@ -296,6 +306,41 @@ async fn run(args: Args) -> Result<(), BoxError> {
         ));
         http_overhead = Some(h);
     }
+    let autogen = match &args.autogen_python {
+        _ if !runs('j') => Section::skipped(NOT_SELECTED),
+        None => Section::skipped(
+            "no --autogen-python (a Python with autogen-agentchat and autogen-ext[openai])",
+        ),
+        Some(python) => {
+            progress.phase("(j) the team natively and with AutoGen-Python, alternating rounds");
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join("autogen_team.py");
+            let mut servers = vec![(
+                "AutoGen + agentgen serve".to_owned(),
+                server.base_url.clone(),
+                served_model.clone(),
+            )];
+            for (url, c) in &compares {
+                if let Ok((_, model)) = c {
+                    servers.push((format!("AutoGen + {url}"), url.clone(), model.clone()));
+                }
+            }
+            let v = benches::autogen::Versus {
+                python,
+                script: &script,
+                servers,
+                messages: plan.team_messages,
+                max_tokens: plan.team_max_tokens,
+                rounds: plan.team_runs,
+                warmup: plan.warmup,
+            };
+            let tag = format!("j-{}", workloads::nonce());
+            match benches::autogen::versus(local.clone(), &v, &tag, || progress.tick()).await {
+                Ok(r) => Section::Done(r),
+                Err(e) => Section::skipped(format!("failed: {e}")),
+            }
+        }
+    };
     server.stop().await?;
 
     let groq = match groq_key {
@@ -431,6 +476,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         memory: memory_use(&model_path, kv_cache_tokens),
         groq,
         llama_bench: llama,
+        autogen,
         models,
         charts: Vec::new(),
     };
