@@ -284,6 +284,7 @@ mod tests {
                          {"name": "groq", "skipped": "GROQ_API_KEY is not set"}],
             "groq": {"skipped": "GROQ_API_KEY is not set"},
             "llama_bench": {"skipped": "llama-bench not found"},
+            "autogen": {"skipped": "no --autogen-python"},
             "http_overhead": {"in_process_ms": stat(), "http_ms": stat(), "overhead_ms": stat(),
                               "in_process_outside_engine_ms": stat(), "http_outside_engine_ms": stat(),
                               "overhead_outside_engine_ms": stat(),
