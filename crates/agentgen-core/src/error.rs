@@ -182,6 +182,9 @@ pub enum AgentError {
     /// The run journal could not be written or read.
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    /// A prompt template given to a team is empty or uses a placeholder it never fills.
+    #[error(transparent)]
+    PromptTemplate(#[from] crate::team::PromptTemplateError),
 }
 
 #[cfg(test)]

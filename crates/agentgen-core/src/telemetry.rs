@@ -247,6 +247,7 @@ pub fn error_kind(error: &AgentError) -> &'static str {
         AgentError::CodeExecution(_) => "code_execution",
         AgentError::Sandbox(_) => "sandbox",
         AgentError::Journal(_) => "journal",
+        AgentError::PromptTemplate(_) => "config",
     }
 }
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::events::ToolResult;
+use crate::events::{EventSink, ToolResult};
 use crate::message::ToolCall;
 use crate::request::ToolSpec;
 
@@ -75,6 +75,11 @@ pub struct ToolContext {
     pub call_id: String,
     /// Cancelled when the run is.
     pub cancel: CancellationToken,
+    /// Where a tool that runs agents reports their events: the run's sink made
+    /// [`without_stop`](EventSink::without_stop), so no [`AgentEvent::Stop`](crate::events::AgentEvent::Stop)
+    /// and no journal, since the nested run is one call of the outer run. Drops everything
+    /// when the tool is called outside a run.
+    pub sink: EventSink,
 }
 
 /// A function the model may call.
@@ -248,6 +253,31 @@ pub fn schema_for<T: JsonSchema>() -> Value {
     value
 }
 
+/// `text` cut to at most `max_bytes` bytes, at the last character boundary that fits (so a
+/// multi-byte character is dropped whole, never split).
+pub fn cut_at_char_boundary(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// A tool's output as the model gets it: `text` unchanged when it fits in `max_bytes`, else
+/// cut there (see [`cut_at_char_boundary`]) and followed by the note
+/// `[output cut: KEPT of TOTAL bytes shown]` on a line of its own (the note comes on top of
+/// the `max_bytes`).
+pub fn bounded_output(text: String, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let kept = cut_at_char_boundary(&text, max_bytes);
+    format!("{kept}\n[output cut: {} of {} bytes shown]", kept.len(), text.len())
+}
+
 /// Checks that `schema` is a valid JSON schema (against the meta-schema).
 pub fn check_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
     jsonschema::validator_for(schema).map_err(|e| e.to_string())
@@ -328,11 +358,24 @@ impl ToolSet {
         self.order.iter().map(|n| self.tools[n].tool.spec()).collect()
     }
 
-    /// Parses and validates the arguments of a call, then runs it.
+    /// Parses and validates the arguments of a call, then runs it (outside any run: events
+    /// of agents the tool runs are dropped).
     pub async fn call(
         &self,
         call: &ToolCall,
         cancel: &CancellationToken,
+    ) -> Result<Value, ToolError> {
+        self.call_with(call, cancel, &EventSink::none()).await
+    }
+
+    /// Parses and validates the arguments of a call, then runs it; a tool that runs agents
+    /// reports their events to `sink` (without its stop events and journal, see
+    /// [`ToolContext::sink`]).
+    pub async fn call_with(
+        &self,
+        call: &ToolCall,
+        cancel: &CancellationToken,
+        sink: &EventSink,
     ) -> Result<Value, ToolError> {
         let name = &call.function.name;
         let Some(reg) = self.tools.get(name) else {
@@ -350,18 +393,35 @@ impl ToolSet {
                 message: problems.join("; "),
             });
         }
-        let ctx = ToolContext { call_id: call.id.clone(), cancel: cancel.clone() };
+        let ctx = ToolContext {
+            call_id: call.id.clone(),
+            cancel: cancel.clone(),
+            sink: sink.without_stop(),
+        };
         tokio::select! {
             res = reg.tool.call(args, &ctx) => res,
             _ = cancel.cancelled() => Err(ToolError::Cancelled),
         }
     }
 
-    /// Runs a call and turns any failure into an `Error: …` result the model can read.
-    /// The call runs in an `execute_tool {name}` span ([`crate::telemetry`]).
+    /// Runs a call and turns any failure into an `Error: …` result the model can read
+    /// (outside any run, see [`execute_with`](Self::execute_with)).
     pub async fn execute(&self, call: &ToolCall, cancel: &CancellationToken) -> ToolResult {
+        self.execute_with(call, cancel, &EventSink::none()).await
+    }
+
+    /// Runs a call of the run reporting to `sink` (see [`call_with`](Self::call_with)) and
+    /// turns any failure into an `Error: …` result the model can read. The call runs in an
+    /// `execute_tool {name}` span ([`crate::telemetry`]).
+    pub async fn execute_with(
+        &self,
+        call: &ToolCall,
+        cancel: &CancellationToken,
+        sink: &EventSink,
+    ) -> ToolResult {
         let span = crate::telemetry::tool_span(call);
-        let (content, is_error) = match self.call(call, cancel).instrument(span.clone()).await {
+        let called = self.call_with(call, cancel, sink).instrument(span.clone()).await;
+        let (content, is_error) = match called {
             Ok(Value::String(s)) => (s, false),
             Ok(v) => (v.to_string(), false),
             Err(e) => (format!("Error: {e}"), true),
@@ -439,6 +499,32 @@ mod tests {
         assert_eq!(wrapped.content, "2");
     }
 
+    #[tokio::test]
+    async fn a_tool_reports_to_the_run_sink_without_stop_or_journal() {
+        use crate::events::AgentEvent;
+        use crate::journal::{Journal, MemoryStore};
+        let probe =
+            FunctionTool::from_json("probe", "d", json!({"type": "object"}), |_, ctx| async move {
+                ctx.sink.emit(AgentEvent::Stop { reason: "inner run ended".into() });
+                ctx.sink.emit(AgentEvent::TokenChunk { source: "inner".into(), text: "hi".into() });
+                Ok(json!(ctx.sink.journal().is_none()))
+            });
+        let mut set = ToolSet::new();
+        set.register(Arc::new(probe)).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let journal = Journal::create(Arc::new(MemoryStore::new()), "s", Value::Null).unwrap();
+        let sink = EventSink::channel(tx).with_journal(journal);
+        let call = ToolCall::new("1", "probe", "{}");
+        let cancel = CancellationToken::new();
+        assert_eq!(set.execute_with(&call, &cancel, &sink).await.content, "true");
+        let got: Vec<AgentEvent> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        let chunk = AgentEvent::TokenChunk { source: "inner".into(), text: "hi".into() };
+        assert_eq!(got, vec![chunk]);
+        // Outside a run the tool still runs; its events go nowhere.
+        assert_eq!(set.execute(&call, &cancel).await.content, "true");
+        assert!(rx.try_recv().is_err());
+    }
+
     #[test]
     fn registration_checks_schema_name_and_duplicates() {
         let mut set = ToolSet::new();
@@ -460,6 +546,21 @@ mod tests {
                 Ok(Value::Null)
             });
         assert!(matches!(set.register(Arc::new(named)), Err(ToolError::InvalidName(_))));
+    }
+
+    #[test]
+    fn cuts_keep_char_boundaries() {
+        assert_eq!(cut_at_char_boundary("héllo", 2), "h");
+        assert_eq!(cut_at_char_boundary("héllo", 3), "hé");
+        assert_eq!(cut_at_char_boundary("héllo", 0), "");
+        assert_eq!(cut_at_char_boundary("abc", 10), "abc");
+        assert_eq!(cut_at_char_boundary("abc", 3), "abc");
+    }
+
+    #[test]
+    fn bounded_output_notes_what_it_cut() {
+        assert_eq!(bounded_output("short".into(), 5), "short");
+        assert_eq!(bounded_output("éééééééééé".into(), 5), "éé\n[output cut: 4 of 20 bytes shown]");
     }
 
     #[test]

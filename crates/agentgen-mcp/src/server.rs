@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentgen_core::tools::{check_schema, Tool};
+use agentgen_core::tools::{check_schema, cut_at_char_boundary, Tool};
 use rmcp::service::RunningService;
 #[cfg(feature = "http")]
 use rmcp::transport::StreamableHttpClientTransport;
@@ -16,7 +16,7 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
 
 use crate::tool::{Listed, McpTool};
-use crate::{cut, Limits, McpError, MODEL_NAME_SEPARATOR};
+use crate::{Limits, McpError, MODEL_NAME_SEPARATOR};
 
 /// How to reach a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +195,7 @@ impl McpServer {
                 Ok((model_name, schema)) => {
                     if tools.iter().any(|x: &Arc<McpTool>| x.name() == model_name) {
                         rejected.push(RejectedTool {
-                            name: cut(&t.name, 80).to_owned(),
+                            name: cut_at_char_boundary(&t.name, 80).to_owned(),
                             reason: "listed twice".into(),
                         });
                         continue;
@@ -215,8 +215,11 @@ impl McpServer {
                     )));
                 }
                 Err(reason) => {
-                    tracing::warn!(server = %name, tool = %cut(&t.name, 80), %reason, "MCP tool rejected");
-                    rejected.push(RejectedTool { name: cut(&t.name, 80).to_owned(), reason });
+                    tracing::warn!(server = %name, tool = %cut_at_char_boundary(&t.name, 80), %reason, "MCP tool rejected");
+                    rejected.push(RejectedTool {
+                        name: cut_at_char_boundary(&t.name, 80).to_owned(),
+                        reason,
+                    });
                 }
             }
         }
@@ -251,7 +254,7 @@ impl McpServer {
             .map(|t| Arc::clone(t) as Arc<dyn Tool>)
             .ok_or_else(|| McpError::UnknownTool {
                 server: self.name.clone(),
-                tool: cut(tool, 80).to_owned(),
+                tool: cut_at_char_boundary(tool, 80).to_owned(),
                 available: self.tools.iter().map(|t| t.mcp_name().to_owned()).collect(),
             })
     }

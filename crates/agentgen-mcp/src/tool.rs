@@ -2,14 +2,14 @@
 
 use std::fmt;
 
-use agentgen_core::tools::{Tool, ToolContext, ToolError};
+use agentgen_core::tools::{bounded_output, Tool, ToolContext, ToolError};
 use async_trait::async_trait;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock};
 use rmcp::service::Peer;
 use rmcp::RoleClient;
 use serde_json::Value;
 
-use crate::{cut, Limits};
+use crate::Limits;
 
 /// A tool of an MCP server. A call has [`Limits::call_timeout`] to answer; a server that
 /// died, hangs or reports an error gives a [`ToolError::Execution`], which the agent's tool
@@ -84,13 +84,7 @@ impl McpTool {
                 parts.push(v.to_string());
             }
         }
-        let text = parts.join("\n");
-        let max = self.limits.max_result_bytes;
-        if text.len() > max {
-            format!("{}\n[cut: the result had {} bytes]", cut(&text, max), text.len())
-        } else {
-            text
-        }
+        bounded_output(parts.join("\n"), self.limits.max_result_bytes)
     }
 }
 

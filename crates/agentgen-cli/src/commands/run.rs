@@ -351,6 +351,7 @@ pub(crate) fn agent_error(e: AgentError) -> CliError {
     match e {
         AgentError::Backend(b) => CliError::Backend(b),
         AgentError::Config(m) => CliError::Config(m),
+        AgentError::PromptTemplate(e) => CliError::Config(e.to_string()),
         AgentError::Journal(j) => CliError::Journal(j),
         other => CliError::Failed(other.to_string()),
     }

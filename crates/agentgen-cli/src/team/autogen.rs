@@ -117,6 +117,9 @@ pub fn to_toml(text: &str, path: &Path) -> Result<String, TeamFileError> {
             team.insert("orchestrator_backend".into(), T::String(backend.into()));
             team.insert("orchestrator_model".into(), T::String(model));
         }
+        if let Some(p) = string(c, "final_answer_prompt") {
+            team.insert("final_answer_prompt".into(), T::String(final_answer_prompt(&p, &cx)?));
+        }
     }
     let mut stop = match c.get("termination_condition").filter(|t| !t.is_null()) {
         Some(t) => Some(termination(t, &cx)?),
@@ -153,6 +156,58 @@ pub fn to_toml(text: &str, path: &Path) -> Result<String, TeamFileError> {
     doc.insert("agents".into(), T::Array(agents));
     toml::to_string(&T::Table(doc))
         .map_err(|e| cx.err("", "", format!("cannot write the converted team: {e}")))
+}
+
+/// AutoGen's `final_answer_prompt`, a Python `str.format` template filled with `task` only, as
+/// ours: `{task}` stays, `{{` and `}}` become braces. Any other field, a lone brace, or text
+/// that would read as one of our placeholders is refused, naming it.
+fn final_answer_prompt(template: &str, cx: &Ctx<'_>) -> Result<String, TeamFileError> {
+    let refuse = |what: String| cx.err("final_answer_prompt", "config.final_answer_prompt", what);
+    let mut out = String::with_capacity(template.len());
+    let mut fields = 0;
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                let mut field = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => field.push(c),
+                        None => return Err(refuse(format!("the `{{{field}` is never closed"))),
+                    }
+                }
+                if field != "task" {
+                    return Err(refuse(format!(
+                        "the AutoGen placeholder `{{{field}}}` cannot be filled (only `{{task}}` is)"
+                    )));
+                }
+                fields += 1;
+                out.push_str("{task}");
+            }
+            '}' => return Err(refuse("a single `}` is not a valid AutoGen template".into())),
+            c => out.push(c),
+        }
+    }
+    let placeholders: Vec<&str> =
+        agentgen_core::team::prompt_template::placeholders(&out).collect();
+    if let Some(literal) = placeholders.iter().find(|p| **p != "task") {
+        return Err(refuse(format!(
+            "the text `{{{literal}}}` would be read as a placeholder; it cannot be kept"
+        )));
+    }
+    if placeholders.len() != fields {
+        return Err(refuse("the text `{task}` would be read as a placeholder".into()));
+    }
+    Ok(out)
 }
 
 /// The default system message of AutoGen's `AssistantAgent`.
@@ -453,6 +508,35 @@ mod tests {
         let names: Vec<&str> = spec.agents.iter().map(|a| a.name.get_ref().as_str()).collect();
         assert_eq!(names, ["researcher", "writer"]);
         assert!(spec.stop.is_none());
+        // AutoGen's default final answer prompt, with its `{task}`.
+        let json: Value = serde_json::from_str(&text).unwrap();
+        let prompt = spec.team.final_answer_prompt.unwrap().into_inner();
+        assert_eq!(prompt, json["config"]["final_answer_prompt"].as_str().unwrap());
+        assert!(prompt.contains("following task:\n{task}\n"), "{prompt}");
+    }
+
+    #[test]
+    fn a_final_answer_prompt_maps_its_braces_and_refuses_unknown_fields() {
+        let (text, path) = fixture("magentic_one.json");
+        let with = |prompt: &str| {
+            let mut json: Value = serde_json::from_str(&text).unwrap();
+            json["config"]["final_answer_prompt"] = Value::String(prompt.into());
+            serde_json::to_string_pretty(&json).unwrap()
+        };
+        let spec =
+            TeamSpec::parse(&to_toml(&with("{task}: {{\"answer\": 1}}"), &path).unwrap(), &path)
+                .unwrap();
+        assert_eq!(spec.team.final_answer_prompt.unwrap().into_inner(), "{task}: {\"answer\": 1}");
+        let json = with("Answer {task} for {user}.");
+        let err = to_toml(&json, &path).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("config.final_answer_prompt"), "{err}");
+        assert!(err.message.contains("`{user}`"), "{err}");
+        let key = json.lines().position(|l| l.contains("final_answer_prompt")).unwrap();
+        assert_eq!(err.line, key + 1, "{err}");
+        for bad in ["{task!r}", "{}", "a } b", "{task", "{{plan}}", "{{task}}"] {
+            let err = to_toml(&with(bad), &path).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some("config.final_answer_prompt"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -230,6 +230,10 @@ fn build(
             if let Some(first) = &t.first_speaker {
                 team = team.with_first_speaker(first.get_ref().clone()).map_err(agent_error)?;
             }
+            if let Some(prompt) = &t.final_answer_prompt {
+                team =
+                    team.with_final_answer_prompt(prompt.get_ref().clone()).map_err(agent_error)?;
+            }
             Box::new(team)
         }
         TeamKind::Swarm => Box::new(

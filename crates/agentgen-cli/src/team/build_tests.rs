@@ -212,3 +212,18 @@ async fn a_magentic_one_file_gets_its_orchestrator_and_first_speaker() {
     assert_eq!(sources(&mut team, "t").await, ["user", o, o, "b", o]);
     assert_eq!(orchestrator.remaining(), 0);
 }
+
+#[tokio::test]
+async fn a_magentic_one_file_asks_for_the_final_answer_with_its_prompt() {
+    let spec = spec(
+        "[team]\ntype = \"magentic_one\"\nmax_turns = 1\nfirst_speaker = \"a\"\n\
+         final_answer_prompt = \"Sum up {task} for the user.\"\n\
+         [[agents]]\nname = \"a\"\nsystem_message = \"a\"\n",
+    );
+    let orchestrator = texts(&["FACTS", "PLAN", "FINAL"]);
+    let mut team = build(&spec, vec![texts(&["from a"]), orchestrator.clone()], Some(20));
+    let result = team.run("the task".into()).await.unwrap();
+    assert_eq!(result.messages.last().unwrap().content, "FINAL");
+    let last = orchestrator.requests().last().unwrap().messages.last().cloned().unwrap();
+    assert_eq!(last.text(), Some("Sum up the task for the user."));
+}

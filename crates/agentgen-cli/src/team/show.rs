@@ -47,6 +47,10 @@ fn show_into(spec: &TeamSpec, indent: &str, out: &mut String) {
             n(&t.max_stalls, 3),
             t.first_speaker.as_ref().map_or("chosen by the orchestrator", |f| f.get_ref().as_str()),
         );
+        if let Some(p) = &t.final_answer_prompt {
+            let chars = p.get_ref().chars().count();
+            let _ = writeln!(out, "{indent}final answer prompt: {chars} characters");
+        }
     }
     let _ = writeln!(out, "{indent}agents:");
     for a in &spec.agents {
@@ -237,6 +241,7 @@ type = "magentic_one"         # an orchestrator model plans, then names and inst
 max_turns = 8                 # agent turns before the orchestrator gives its final answer
 max_stalls = 2                # turns without progress before it re-plans
 first_speaker = "researcher"  # the first turn after the plan goes to this agent
+# final_answer_prompt = "Answer the task from the conversation:\n{task}"   # also {team}, {names}, {facts}, {plan}
 # orchestrator_backend = "local"   # default: the configured backend and model
 # orchestrator_model = "..."
 

@@ -95,6 +95,10 @@ pub struct TeamSection {
     /// orchestrator.
     #[serde(default)]
     pub first_speaker: Option<Spanned<String>>,
+    /// MagenticOne teams: the request for the orchestrator's final answer, instead of the
+    /// default (`{task}`, `{team}`, `{names}`, `{facts}` and `{plan}` are filled in).
+    #[serde(default)]
+    pub final_answer_prompt: Option<Spanned<String>>,
     /// MagenticOne teams: the orchestrator's backend (`local`, `groq`, `openai`; default the
     /// configured one).
     #[serde(default)]

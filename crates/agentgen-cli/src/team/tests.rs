@@ -419,3 +419,31 @@ fn magentic_one_options_are_checked() {
             .unwrap_err();
     assert_eq!((err.line, err.field.as_deref()), (4, Some("team.orchestrator_model")), "{err}");
 }
+
+#[test]
+fn a_final_answer_prompt_is_checked_and_only_for_magentic_one() {
+    let agents = "[[agents]]\nname = \"a\"\nsystem_message = \"x\"\n";
+    let spec = parse(&format!(
+        "[team]\ntype = \"magentic_one\"\nfinal_answer_prompt = \"Answer {{task}} from {{facts}}\"\n{agents}"
+    ))
+    .unwrap();
+    let prompt = spec.team.final_answer_prompt.as_ref().unwrap().get_ref();
+    assert_eq!(prompt, "Answer {task} from {facts}");
+    assert!(show(&spec).contains("final answer prompt: 26 characters"), "{}", show(&spec));
+    let err = parse(&format!(
+        "[team]\ntype = \"magentic_one\"\n\nfinal_answer_prompt = \"Answer {{task}} for {{user}}\"\n{agents}"
+    ))
+    .unwrap_err();
+    assert_eq!((err.line, err.field.as_deref()), (4, Some("team.final_answer_prompt")), "{err}");
+    assert!(err.message.contains("`{user}`"), "{err}");
+    let err =
+        parse(&format!("[team]\ntype = \"magentic_one\"\nfinal_answer_prompt = \" \"\n{agents}"))
+            .unwrap_err();
+    assert!(err.message.contains("is empty"), "{err}");
+    let err = parse(&format!(
+        "[team]\ntype = \"round_robin\"\nfinal_answer_prompt = \"Answer {{task}}\"\n{agents}"
+    ))
+    .unwrap_err();
+    assert_eq!((err.line, err.field.as_deref()), (3, Some("team.final_answer_prompt")), "{err}");
+    assert!(err.message.contains("only magentic_one teams"), "{err}");
+}

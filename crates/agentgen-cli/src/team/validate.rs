@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use agentgen_core::model_context::ContextPolicy;
+use agentgen_core::team::MagenticOnePolicy;
 use agentgen_core::tools::check_schema;
 use toml::Spanned;
 
@@ -394,13 +395,15 @@ fn termination(
     Ok(cond)
 }
 
-/// What only MagenticOne teams take: turn and stall limits, first speaker, orchestrator model.
+/// What only MagenticOne teams take: turn and stall limits, first speaker, final answer
+/// prompt, orchestrator model.
 fn check_magentic_one(spec: &TeamSpec, names: &[String], at: &At<'_>) -> Result<(), TeamFileError> {
     let t = &spec.team;
     let spans = [
         ("team.max_turns", t.max_turns.as_ref().map(Spanned::span)),
         ("team.max_stalls", t.max_stalls.as_ref().map(Spanned::span)),
         ("team.first_speaker", t.first_speaker.as_ref().map(Spanned::span)),
+        ("team.final_answer_prompt", t.final_answer_prompt.as_ref().map(Spanned::span)),
         ("team.orchestrator_backend", t.orchestrator_backend.as_ref().map(Spanned::span)),
         ("team.orchestrator_model", t.orchestrator_model.as_ref().map(Spanned::span)),
     ];
@@ -425,6 +428,11 @@ fn check_magentic_one(spec: &TeamSpec, names: &[String], at: &At<'_>) -> Result<
             Some("team.first_speaker".into()),
             format!("no agent is named `{}`", f.get_ref()),
         ));
+    }
+    if let Some(p) = &t.final_answer_prompt {
+        if let Err(e) = MagenticOnePolicy::check_final_answer_prompt(p.get_ref()) {
+            return Err(at.err(p.span(), Some("team.final_answer_prompt".into()), e.to_string()));
+        }
     }
     if let Some(b) = &t.orchestrator_backend {
         if b.get_ref().parse::<crate::config::BackendKind>().is_err() {

@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 
 use super::ChatAgent;
 use crate::events::AgentMessage;
-use crate::tools::{Tool, ToolContext, ToolError};
+use crate::tools::{bounded_output, Tool, ToolContext, ToolError};
 
 /// The default cap on the text one call returns, in bytes.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 * 1024;
@@ -39,6 +39,8 @@ pub enum AgentToolError {
 /// Every call resets the agent first, so calls do not see each other, then runs it on the task
 /// (sent as a message from `user`) and returns the text of its final message, cut to
 /// [`with_max_output_bytes`](Self::with_max_output_bytes). Calls to one tool run one at a time.
+/// What the agent does on the way (its tool calls and results, streamed text) goes to the
+/// run's sink ([`ToolContext::sink`]).
 pub struct AgentTool {
     name: String,
     description: String,
@@ -103,18 +105,6 @@ impl AgentTool {
     }
 }
 
-/// `text` cut to at most `max` bytes at a character boundary, with a note when cut.
-fn bounded(text: String, max: usize) -> String {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}\n[output cut: {} of {} bytes shown]", &text[..end], end, text.len())
-}
-
 #[async_trait]
 impl Tool for AgentTool {
     fn name(&self) -> &str {
@@ -138,7 +128,7 @@ impl Tool for AgentTool {
         let mut agent = self.agent.lock().await;
         agent.reset().await;
         let messages = [AgentMessage::text("user", task)];
-        let result = agent.on_messages(&messages, ctx.cancel.clone()).await;
+        let result = agent.on_messages_with(&messages, ctx.cancel.clone(), &ctx.sink).await;
         agent.reset().await;
         let response = match result {
             Ok(r) => r,
@@ -150,7 +140,7 @@ impl Tool for AgentTool {
                 }))
             }
         };
-        Ok(Value::String(bounded(response.message.content, self.max_output_bytes)))
+        Ok(Value::String(bounded_output(response.message.content, self.max_output_bytes)))
     }
 }
 
@@ -209,7 +199,7 @@ mod tests {
         let tool = helper(backend).with_max_output_bytes(5);
         let out = tool.call(json!({"task": "go"}), &ToolContext::default()).await.unwrap();
         let text = out.as_str().unwrap();
-        assert!(text.starts_with("éé\n[output cut: 4 of 20 bytes shown]"), "{text}");
+        assert_eq!(text, "éé\n[output cut: 4 of 20 bytes shown]");
     }
 
     #[tokio::test]
@@ -244,5 +234,79 @@ mod tests {
         let results = results.unwrap();
         assert_eq!(results[0].content, "Paris");
         assert!(!results[0].is_error);
+    }
+
+    #[tokio::test]
+    async fn the_wrapped_agent_reports_its_events_to_the_run_sink() {
+        use crate::events::{AgentEvent, EventSink};
+        use crate::tools::FunctionTool;
+        #[derive(serde::Deserialize, schemars::JsonSchema)]
+        struct Add {
+            a: i64,
+            b: i64,
+        }
+        let add =
+            FunctionTool::new("add", "Adds.", |x: Add| async move { Ok::<_, String>(x.a + x.b) });
+        let inner = Arc::new(ScriptedBackend::with_replies([Reply::call(
+            "i1",
+            "add",
+            r#"{"a": 2, "b": 3}"#,
+        )]));
+        let researcher = AssistantAgent::new("researcher", inner)
+            .with_system_message("You add.".to_owned())
+            .with_tool(add)
+            .unwrap();
+        let outer = Arc::new(ScriptedBackend::with_replies([
+            Reply::call("c1", "researcher", r#"{"task": "2+3?"}"#),
+            Reply::text("It is 5."),
+        ]));
+        let mut lead = AssistantAgent::new("lead", outer)
+            .with_system_message("You lead.".to_owned())
+            .with_reflect_on_tool_use(true)
+            .with_tool(AgentTool::new(Box::new(researcher)))
+            .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let resp = lead
+            .on_messages_with(
+                &[AgentMessage::text("user", "Ask.")],
+                Default::default(),
+                &EventSink::channel(tx),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.message.content, "It is 5.");
+        let events: Vec<AgentEvent> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        let kinds: Vec<(&str, &str)> = events
+            .iter()
+            .filter_map(|e| match e {
+                AgentEvent::ToolCallRequest { source, .. } => Some((source.as_str(), "request")),
+                AgentEvent::ToolCallResult { source, .. } => Some((source.as_str(), "result")),
+                _ => None,
+            })
+            .collect();
+        // The inner agent's call and result come between the lead's.
+        assert_eq!(
+            kinds,
+            [
+                ("lead", "request"),
+                ("researcher", "request"),
+                ("researcher", "result"),
+                ("lead", "result")
+            ],
+            "{events:?}"
+        );
+        let inner_result = events.iter().find_map(|e| match e {
+            AgentEvent::ToolCallResult { source, results } if source == "researcher" => {
+                Some(results[0].content.clone())
+            }
+            _ => None,
+        });
+        assert_eq!(inner_result.as_deref(), Some("5"));
+        assert!(!events.iter().any(|e| matches!(e, AgentEvent::Stop { .. })), "{events:?}");
+        // The lead's own record of the turn holds only its own events.
+        assert!(resp.inner_events.iter().all(|e| !matches!(
+            e,
+            AgentEvent::ToolCallRequest { source, .. } if source == "researcher"
+        )));
     }
 }

@@ -503,7 +503,7 @@ async fn run_tool(
     sink: &EventSink,
 ) -> Result<ToolResult, AgentError> {
     let Some(journal) = sink.journal() else {
-        return Ok(tools.execute(call, cancel).await);
+        return Ok(tools.execute_with(call, cancel, sink).await);
     };
     match journal.tool_replay(&call.id) {
         ToolReplay::Done(result) => return Ok(result),
@@ -520,7 +520,7 @@ async fn run_tool(
         ToolReplay::Interrupted => {}
         ToolReplay::Fresh => journal.tool_started(agent, call)?,
     }
-    let result = tools.execute(call, cancel).await;
+    let result = tools.execute_with(call, cancel, sink).await;
     if !cancel.is_cancelled() {
         journal.tool_finished(agent, &result)?;
     }

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::prompt_template::{check_template, PromptTemplateError};
 use super::selector::mentioned_agents;
 use super::{GroupChat, GroupView, SpeakerPolicy};
 use crate::agent::{cancellable, AgentError, ChatAgent};
@@ -114,6 +115,10 @@ Here is the old fact sheet:
 const UPDATE_PLAN_PROMPT: &str = "Please briefly explain what went wrong on this last run (the root cause of the failure), and then come up with a new plan that takes steps and/or includes hints to overcome prior challenges and especially avoids repeating the same mistakes. As before, the new plan should be concise, be expressed in bullet-point form, and consider the following team composition (do not involve any other outside people since we cannot contact anyone else):
 
 {team}";
+
+/// The placeholders a final answer prompt may use (see
+/// [`with_final_answer_prompt`](MagenticOneGroupChat::with_final_answer_prompt)).
+pub const FINAL_ANSWER_PLACEHOLDERS: &[&str] = &["task", "team", "names", "facts", "plan"];
 
 const FINAL_ANSWER_PROMPT: &str = "We are working on the following task:
 {task}
@@ -255,6 +260,8 @@ pub struct MagenticOnePolicy {
     posts: Vec<AgentMessage>,
     reset_agents: bool,
     done: Option<String>,
+    /// The template of the request for the final answer.
+    final_answer_prompt: String,
     /// Tokens the orchestrator's calls used, until taken.
     usage: Usage,
     /// The counts as the last committed turn left them, while a selection awaits its turn:
@@ -301,6 +308,7 @@ impl MagenticOnePolicy {
             stalls: 0,
             rounds: 0,
             before_select: None,
+            final_answer_prompt: FINAL_ANSWER_PROMPT.to_owned(),
             usage: Usage::default(),
             posts: Vec::new(),
             reset_agents: false,
@@ -321,6 +329,11 @@ impl MagenticOnePolicy {
     /// Stalls counted since the last re-plan.
     pub fn stalls(&self) -> usize {
         self.stalls
+    }
+
+    /// Checks a final answer prompt: not empty, and only [`FINAL_ANSWER_PLACEHOLDERS`].
+    pub fn check_final_answer_prompt(template: &str) -> Result<(), PromptTemplateError> {
+        check_template("final answer prompt", template, FINAL_ANSWER_PLACEHOLDERS)
     }
 
     fn fill(&self, template: &str, view: &GroupView<'_>) -> String {
@@ -442,7 +455,7 @@ impl MagenticOnePolicy {
         cancel: &CancellationToken,
     ) -> Result<Option<usize>, AgentError> {
         let mut messages = Self::context(view);
-        messages.push(ChatMessage::user(self.fill(FINAL_ANSWER_PROMPT, view)));
+        messages.push(ChatMessage::user(self.fill(&self.final_answer_prompt, view)));
         let answer = self.ask(messages, None, cancel).await?;
         self.post(answer);
         self.done = Some(reason);
@@ -691,6 +704,19 @@ impl GroupChat<MagenticOnePolicy> {
     pub fn with_orchestrator_request_defaults(mut self, defaults: ChatRequest) -> Self {
         self.policy.defaults = defaults;
         self
+    }
+
+    /// The request for the orchestrator's final answer, instead of the default (AutoGen's).
+    /// `{task}`, `{team}` (`name: description` lines), `{names}`, `{facts}` and `{plan}` are
+    /// filled in; an empty template or another `{name}` is a [`PromptTemplateError`].
+    pub fn with_final_answer_prompt(
+        mut self,
+        template: impl Into<String>,
+    ) -> Result<Self, AgentError> {
+        let template = template.into();
+        MagenticOnePolicy::check_final_answer_prompt(&template)?;
+        self.policy.final_answer_prompt = template;
+        Ok(self)
     }
 
     /// The orchestrator's name in the thread (default `MagenticOneOrchestrator`).

@@ -197,3 +197,45 @@ async fn a_failed_turn_does_not_count_its_selection() {
     assert!(!more.messages.iter().any(|m| m.content.contains("FACTS")), "{:?}", more.messages);
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn a_custom_final_answer_prompt_is_filled_and_asked() {
+    let orch = orchestrator(vec![]);
+    let mut team = MagenticOneGroupChat::new(vec![echo("a"), echo("b")], orch.clone())
+        .unwrap()
+        .with_final_answer_prompt("Give the final answer to {task} from {names}; known: {facts}")
+        .unwrap();
+    let result = team.run("the task".into()).await.unwrap();
+    assert_eq!(result.messages.last().unwrap().content, "FINAL");
+    let requests = orch.requests();
+    assert_eq!(
+        last_prompt(requests.last().unwrap()),
+        "Give the final answer to the task from a, b; known: FACTS"
+    );
+    // The default request is not sent.
+    assert!(!requests.iter().any(|r| last_prompt(r).contains("We have completed the task")));
+}
+
+#[test]
+fn empty_final_answer_prompts_and_unfilled_placeholders_are_refused() {
+    let team = || MagenticOneGroupChat::new(vec![echo("a")], orchestrator(vec![])).unwrap();
+    assert_eq!(
+        team().with_final_answer_prompt(" \n").err(),
+        Some(AgentError::PromptTemplate(PromptTemplateError::Empty {
+            prompt: "final answer prompt"
+        }))
+    );
+    let err = team().with_final_answer_prompt("Answer {task} for {user}").err();
+    assert!(
+        matches!(
+            &err,
+            Some(AgentError::PromptTemplate(PromptTemplateError::UnknownPlaceholder {
+                placeholder, ..
+            })) if placeholder == "user"
+        ),
+        "{err:?}"
+    );
+    // Braces that are not placeholders are text.
+    assert!(team().with_final_answer_prompt("Answer {task} as {\"answer\": \"...\"}").is_ok());
+    assert!(MagenticOnePolicy::check_final_answer_prompt("{plan} {team}").is_ok());
+}

@@ -4,6 +4,7 @@
 
 mod graph;
 mod magentic_one;
+pub mod prompt_template;
 mod round_robin;
 mod selector;
 mod swarm;
@@ -11,8 +12,9 @@ mod swarm;
 pub use graph::{DiGraph, DiGraphBuilder, EdgeCondition, GraphFlow, GraphPolicy};
 pub use magentic_one::{
     parse_progress_ledger, LedgerError, MagenticOneGroupChat, MagenticOnePolicy, ProgressLedger,
-    ORCHESTRATOR_NAME,
+    FINAL_ANSWER_PLACEHOLDERS, ORCHESTRATOR_NAME,
 };
+pub use prompt_template::PromptTemplateError;
 pub use round_robin::{RoundRobinGroupChat, RoundRobinPolicy};
 pub use selector::{CandidateFn, SelectorFn, SelectorGroupChat, SelectorPolicy};
 pub use swarm::{Swarm, SwarmPolicy};
