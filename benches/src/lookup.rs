@@ -47,6 +47,10 @@ pub struct LookupResult {
     pub max_tokens: u32,
     /// One row per workload.
     pub rows: Vec<LookupRow>,
+    /// Whether the engine measured its batching exact at load
+    /// (`LocalBackend::exact_batching`): only then is "same text" guaranteed.
+    #[serde(default)]
+    pub exact_batching: bool,
 }
 
 /// One workload: its name, the instruction, and the file it edits (language, text), if any.
@@ -126,7 +130,7 @@ pub async fn run(
         }
         rows.push(row(name, &plain, &fast)?);
     }
-    Ok(LookupResult { max_tokens, rows })
+    Ok(LookupResult { max_tokens, rows, exact_batching: local.exact_batching() })
 }
 
 fn row(name: &str, plain: &[Generation], fast: &[Generation]) -> Result<LookupRow, BackendError> {
@@ -155,8 +159,10 @@ impl LookupResult {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\n(i) lookup decoding, greedy, up to {} tokens, alternating runs with and without",
-            self.max_tokens
+            "\n(i) lookup decoding, greedy, up to {} tokens, alternating runs with and without \
+             (engine batching measured exact: {})",
+            self.max_tokens,
+            if self.exact_batching { "yes" } else { "no" }
         );
         let rows: Vec<Vec<String>> = self
             .rows

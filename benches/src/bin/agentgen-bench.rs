@@ -409,13 +409,14 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let mut lookup = None;
     if runs('i') {
         progress.phase("(i) lookup decoding: code edits and prose, with and without");
-        // Lookup is off by default; this engine turns it on, requests then opt in or out.
+        // Lookup is off by default where batching is not exact; this engine turns it on,
+        // requests then opt in or out.
         // It runs last, after the first engine is gone, so the peak RSS is one engine's.
         let mut config = LocalConfig::new(&model_path);
         config.threads = Some(threads);
         config.slots = args.slots.max(1);
         config.kv_layout = args.kv_layout;
-        config.lookup_max_draft = LOOKUP_MAX_DRAFT_ON;
+        config.lookup_max_draft = Some(LOOKUP_MAX_DRAFT_ON);
         let engine = LocalBackend::load(config)?;
         let l = benches::lookup::run(&engine, &plan, || progress.tick()).await?;
         drop(engine);

@@ -269,7 +269,7 @@ pub mod local {
         config.max_stop_len = limits.max_stop_len.unwrap_or(config.max_stop_len);
         config.grammar_cache_bytes =
             limits.grammar_cache_bytes.unwrap_or(config.grammar_cache_bytes);
-        config.lookup_max_draft = limits.lookup_max_draft.unwrap_or(config.lookup_max_draft);
+        config.lookup_max_draft = limits.lookup_max_draft.or(config.lookup_max_draft);
         if let LocalModel::Catalog { id, .. } = &resolved {
             config.model_id = Some(id.clone());
         }

@@ -135,7 +135,8 @@ pub struct LocalSettings {
     /// Bytes of compiled-grammar text cached; default 8 MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grammar_cache_bytes: Option<usize>,
-    /// Most tokens lookup decoding drafts in one step; default 0 (off); 16 turns it on.
+    /// Most tokens lookup decoding drafts in one step; default 16 where the engine's batching
+    /// is exact, else 0 (off); 0 turns it off, any other value on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup_max_draft: Option<usize>,
 }

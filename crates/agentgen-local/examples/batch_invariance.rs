@@ -12,8 +12,19 @@
 //! cargo run --release -p agentgen-local --example batch_invariance -- [MODEL] [N] [THREADS]
 //! ```
 //! MODEL defaults to the test model in the cache; `AGENTGEN_FLASH_ATTN=0|1` forces flash
-//! attention off or on (default: llama.cpp's choice); `AGENTGEN_NO_REPACK=1` keeps every weight
-//! in the plain CPU buffer (no repacked copies).
+//! attention off or on (default: llama.cpp's choice).
+//!
+//! On llama.cpp's default CPU build no batch size matches: llamafile's tinyBLAS computes
+//! batches of 2 rows and more, repacked weights use a GEMM from 4 rows, the tiled K-quant
+//! kernels take over from 8, and flash attention splits a lone token's attention over a long
+//! context across threads. Built without the first two and run without the third, every
+//! position matches bit for bit at every batch size (flash attention off):
+//!
+//! ```text
+//! GGML_LLAMAFILE=OFF GGML_CPU_REPACK=OFF CARGO_TARGET_DIR=target/exact \
+//!   cargo build -p agentgen-local --example batch_invariance
+//! GGML_CPU_TILED_MM=0 AGENTGEN_FLASH_ATTN=0 target/exact/debug/examples/batch_invariance
+//! ```
 
 use std::num::NonZeroU32;
 
@@ -45,12 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let steps: usize = args.next().map_or(Ok(96), |s| s.parse())?;
     let threads: i32 = args.next().map_or(Ok(2), |s| s.parse())?;
     let backend = LlamaBackend::init()?;
-    let mut model_params = Box::pin(LlamaModelParams::default());
-    if std::env::var("AGENTGEN_NO_REPACK").as_deref() == Ok("1") {
-        // Every weight in the plain CPU buffer: no repacked (interleaved) copies, whose kernels
-        // differ between one token (gemv) and several (gemm).
-        model_params.as_mut().add_cpu_buft_override(c".*");
-    }
+    let model_params = Box::pin(LlamaModelParams::default());
     let model = LlamaModel::load_from_file(&backend, &model_path, &model_params)?;
     let mut params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(4096))

@@ -71,6 +71,10 @@ pub(crate) struct LoadInfo {
     pub eos_token: String,
     /// The texts special parsing turns into control or user-defined tokens.
     pub special_tokens: Vec<String>,
+    /// Whether a token's logits are the same alone and in any batch (see `exact`).
+    pub exact_batching: bool,
+    /// The draft limit lookup decoding runs with (0: off).
+    pub lookup_max_draft: usize,
 }
 
 /// Counters the thread updates and callers read.

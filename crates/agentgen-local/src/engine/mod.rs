@@ -7,6 +7,7 @@
 //! requests, and stops a request within one token when its caller goes away.
 
 mod chat;
+mod exact;
 mod job;
 mod lookup;
 mod sampling;
@@ -63,7 +64,9 @@ pub struct LocalConfig {
     pub kv_layout: KvLayout,
     /// Most tokens evaluated in one batch. Default 512.
     pub batch_size: u32,
-    /// Flash attention: `None` lets llama.cpp decide (on where the CPU backend supports it).
+    /// Flash attention: `None` leaves it off where the engine's batching is exact (see
+    /// [`LocalBackend::exact_batching`]; flash attention would break that on long contexts),
+    /// else lets llama.cpp decide (on where the CPU backend supports it).
     pub flash_attention: Option<bool>,
     /// The model id reported in responses; `None`: the file name without `.gguf`.
     pub model_id: Option<String>,
@@ -76,17 +79,18 @@ pub struct LocalConfig {
     /// compile. Default [`DEFAULT_GRAMMAR_CACHE_BYTES`].
     pub grammar_cache_bytes: usize,
     /// Lookup decoding: the most tokens drafted in one step from earlier text of the same
-    /// request (prompt and answer so far), all checked in one batch; the answer is the same
-    /// as without. 0 turns it off; a request can also opt out ([`GenerateOptions::lookup`]).
-    /// Default [`DEFAULT_LOOKUP_MAX_DRAFT`].
-    pub lookup_max_draft: usize,
+    /// request (prompt and answer so far), all checked in one batch, keeping only what the
+    /// request's own sampler picks. `None` (the default): [`DEFAULT_LOOKUP_MAX_DRAFT`] where the
+    /// engine's batching is exact ([`LocalBackend::exact_batching`]), so the answer is bit for
+    /// bit plain decoding's, else off; `Some(0)` off; `Some(n)` on either way (where batching is
+    /// not exact, a near tie can then pick another greedy token than plain decoding). A request
+    /// can also opt out ([`GenerateOptions::lookup`]).
+    pub lookup_max_draft: Option<usize>,
 }
 
-/// Default [`LocalConfig::lookup_max_draft`]: off. Lookup keeps greedy output identical on
-/// the edits tested, but llama.cpp can compute a multi-token verify batch with other kernels
-/// than a one-token step, and on a near tie that can flip a greedy choice; until that is ruled
-/// out, lookup is opt-in (16 is a good value).
-pub const DEFAULT_LOOKUP_MAX_DRAFT: usize = 0;
+/// The draft limit lookup decoding runs with when [`LocalConfig::lookup_max_draft`] is `None`
+/// and batching is exact.
+pub const DEFAULT_LOOKUP_MAX_DRAFT: usize = 16;
 
 /// Default [`LocalConfig::max_stop_strings`].
 pub const DEFAULT_MAX_STOP_STRINGS: usize = 16;
@@ -108,7 +112,7 @@ impl LocalConfig {
             max_stop_strings: DEFAULT_MAX_STOP_STRINGS,
             max_stop_len: DEFAULT_MAX_STOP_LEN,
             grammar_cache_bytes: DEFAULT_GRAMMAR_CACHE_BYTES,
-            lookup_max_draft: DEFAULT_LOOKUP_MAX_DRAFT,
+            lookup_max_draft: None,
         }
     }
 
@@ -231,6 +235,8 @@ struct Inner {
     model_size: u64,
     n_ctx: u32,
     kv_cells: u32,
+    exact_batching: bool,
+    lookup_max_draft: usize,
     format: Arc<ChatFormat>,
     stats: Arc<SharedStats>,
     parser_factory: OnceCell<Arc<ParserFactory>>,
@@ -304,6 +310,8 @@ impl LocalBackend {
                 model_size,
                 n_ctx: info.n_ctx,
                 kv_cells: info.kv_cells,
+                exact_batching: info.exact_batching,
+                lookup_max_draft: info.lookup_max_draft,
                 format: Arc::new(format),
                 stats,
                 parser_factory: OnceCell::new(),
@@ -331,6 +339,22 @@ impl LocalBackend {
     /// [`KvLayout::PerSlot`], `context_size` with [`KvLayout::Shared`].
     pub fn kv_cache_tokens(&self) -> u64 {
         u64::from(self.inner.kv_cells)
+    }
+
+    /// Whether this engine computes a token's logits bit for bit the same alone and inside a
+    /// batch of any size: measured at load on the model itself (without flash attention) and
+    /// `false` when flash attention was asked for. Where it holds, a request's answer does not
+    /// depend on what else runs beside it, and lookup decoding gives plain decoding's answer.
+    /// llama.cpp's default CPU build does not hold it: its batch kernels (llamafile's tinyBLAS,
+    /// repacked weights, tiled K-quants) sum in another order than its one-token ones.
+    pub fn exact_batching(&self) -> bool {
+        self.inner.exact_batching
+    }
+
+    /// The draft limit lookup decoding runs with (0: off), as resolved at load from
+    /// [`LocalConfig::lookup_max_draft`].
+    pub fn lookup_max_draft(&self) -> usize {
+        self.inner.lookup_max_draft
     }
 
     /// The configuration the engine was loaded with.

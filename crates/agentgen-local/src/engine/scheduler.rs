@@ -123,6 +123,7 @@ impl<'m> Scheduler<'m> {
         model: &'m LlamaModel,
         ctx: LlamaContext<'m>,
         config: &LocalConfig,
+        lookup_max_draft: usize,
         limit: usize,
         stats: Arc<SharedStats>,
     ) -> Self {
@@ -151,7 +152,7 @@ impl<'m> Scheduler<'m> {
             lookup_max: if model.is_recurrent() || model.is_hybrid() {
                 0
             } else {
-                config.lookup_max_draft
+                lookup_max_draft
             },
             slots,
             queue: VecDeque::new(),

@@ -90,11 +90,22 @@ fn run(
         return;
     };
     let threads = i32::try_from(threads.max(1)).unwrap_or(i32::MAX);
+    // Flash attention splits one token's attention over a long context across threads, unlike a
+    // batch's: where the kernels are otherwise exact, leave it off unless asked for.
+    let invariant =
+        super::exact::batch_invariant(backend, &model, config.model_path.clone(), threads);
     let flash_attention = match config.flash_attention {
+        None if invariant => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
         None => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
         Some(true) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
         Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
     };
+    let exact_batching = invariant && config.flash_attention != Some(true);
+    let lookup_max_draft = config.lookup_max_draft.unwrap_or(if exact_batching {
+        super::DEFAULT_LOOKUP_MAX_DRAFT
+    } else {
+        0
+    });
     let params = LlamaContextParams::default()
         .with_flash_attention_policy(flash_attention)
         .with_n_ctx(Some(n_ctx_nz))
@@ -133,6 +144,8 @@ fn run(
         bos_token: piece(vocab.bos()),
         eos_token: piece(vocab.eos()),
         special_tokens: special_token_texts(&model),
+        exact_batching,
+        lookup_max_draft,
     };
     tracing::info!(
         path = %config.model_path.display(),
@@ -140,9 +153,12 @@ fn run(
         slots = config.slots,
         kv_layout = ?config.kv_layout,
         threads,
+        exact_batching,
+        lookup_max_draft,
         "local model loaded"
     );
-    let mut scheduler = Scheduler::new(&model, ctx, config, n_ctx as usize, Arc::clone(stats));
+    let mut scheduler =
+        Scheduler::new(&model, ctx, config, lookup_max_draft, n_ctx as usize, Arc::clone(stats));
     if ready.send(Ok(info)).is_err() {
         return;
     }
