@@ -60,7 +60,7 @@ struct Workload {
     file: Option<(&'static str, &'static str)>,
 }
 
-const WORKLOADS: [Workload; 4] = [
+const WORKLOADS: [Workload; 5] = [
     Workload {
         name: "code edit: rename (Python)",
         instruction: "Rename the method `total_value` to `stock_value`.",
@@ -79,6 +79,15 @@ const WORKLOADS: [Workload; 4] = [
     Workload {
         name: "prose",
         instruction: "Write an essay of about 600 words on the history of lighthouses.",
+        file: None,
+    },
+    // A control whose answer has little to copy from (the essay above repeats itself on the
+    // 0.5B model): lookup should cost nothing here.
+    Workload {
+        name: "prose: a letter (little repetition)",
+        instruction: "Write a friendly letter inviting your neighbour Ana to a garden party next \
+                      Saturday at four: say what food there will be, that children and dogs are \
+                      welcome, and where to park.",
         file: None,
     },
 ];

@@ -460,8 +460,10 @@ impl<'m> Scheduler<'m> {
             draft_n_accepted,
         };
         let usage = Usage::new(active.prompt.len() as u32, active.generated, active.cached as u32);
-        let _ = active.job.events.send(Event::Done(Finished { finish_reason, usage, timings }));
+        // Counted before the caller hears of it, so a caller reading the stats after its
+        // answer sees its request.
         self.stats.requests_finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = active.job.events.send(Event::Done(Finished { finish_reason, usage, timings }));
         self.touch(i);
     }
 
