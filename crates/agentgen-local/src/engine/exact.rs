@@ -26,10 +26,12 @@ const PROBE_TEXT: &str =
     "fn transfer(from: &mut Account, to: &mut Account, amount: u64) -> Result<(), Error> {";
 /// Tokens the probe evaluates: past every batch-size threshold above (8).
 const PROBE_TOKENS: usize = 12;
+/// Probe results remembered per process (model file and thread count); more start afresh.
+const MAX_REMEMBERED: usize = 32;
 
 /// Whether the model at `path` evaluates tokens bit for bit the same alone and in a batch, on
 /// `threads` threads without flash attention. Measured once per model file and thread count
-/// in a process. `false` also when the probe itself cannot run.
+/// in a process (up to [`MAX_REMEMBERED`] of them). `false` also when the probe cannot run.
 pub(crate) fn batch_invariant(
     backend: &LlamaBackend,
     model: &LlamaModel,
@@ -50,7 +52,12 @@ pub(crate) fn batch_invariant(
             false
         }
     };
-    SEEN.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_default().insert(key, exact);
+    let mut seen = SEEN.lock().unwrap_or_else(PoisonError::into_inner);
+    let seen = seen.get_or_insert_default();
+    if seen.len() >= MAX_REMEMBERED {
+        seen.clear();
+    }
+    seen.insert(key, exact);
     exact
 }
 
