@@ -147,13 +147,7 @@ impl<'m> Scheduler<'m> {
             pooled: config.kv_layout == KvLayout::Shared,
             n_batch,
             n_vocab: model.n_vocab(),
-            // Drafts need their rejected tail dropped from the cache, which a recurrent
-            // model's state cannot do.
-            lookup_max: if model.is_recurrent() || model.is_hybrid() {
-                0
-            } else {
-                lookup_max_draft
-            },
+            lookup_max: lookup_max_draft,
             slots,
             queue: VecDeque::new(),
             clock: 0,

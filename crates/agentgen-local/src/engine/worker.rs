@@ -101,11 +101,17 @@ fn run(
         Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
     };
     let exact_batching = invariant && config.flash_attention != Some(true);
-    let lookup_max_draft = config.lookup_max_draft.unwrap_or(if exact_batching {
-        super::DEFAULT_LOOKUP_MAX_DRAFT
-    } else {
+    // Drafts need their rejected tail dropped from the cache, which a recurrent model's state
+    // cannot do.
+    let lookup_max_draft = if model.is_recurrent() || model.is_hybrid() {
         0
-    });
+    } else {
+        config.lookup_max_draft.unwrap_or(if exact_batching {
+            super::DEFAULT_LOOKUP_MAX_DRAFT
+        } else {
+            0
+        })
+    };
     let params = LlamaContextParams::default()
         .with_flash_attention_policy(flash_attention)
         .with_n_ctx(Some(n_ctx_nz))
