@@ -10,6 +10,10 @@
 //!   completed call exactly once.
 //! - `ctrl_c_resume_list_show_rm`: SIGINT prints how to resume and exits 130; `resume`,
 //!   `sessions list`, `sessions show`, `sessions rm` on the same store.
+//! - `a_magentic_one_run_killed_mid_turn_resumes_with_the_orchestrators_plan`: a MagenticOne
+//!   run killed with SIGKILL once the orchestrator's plan and instruction are journaled resumes
+//!   with them: the speaker answers once, the plan is neither lost nor written twice, and the
+//!   final answer closes the transcript.
 //!
 //! `AGENTGEN_KILL_SEED=N` replays another set of kill points.
 #![cfg(all(feature = "local", feature = "journal"))]
@@ -374,4 +378,49 @@ fn ctrl_c_resume_list_show_rm() {
     assert!(err.contains("no session named `c`"), "{err}");
     let (_, list, _) = sessions(&["list"]);
     assert!(list.starts_with("no sessions in "), "{list}");
+}
+
+#[test]
+fn a_magentic_one_run_killed_mid_turn_resumes_with_the_orchestrators_plan() {
+    let Some(model) = agentgen_models::cache::model_for_tests() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    // One agent turn after the plan, then the final answer.
+    let team = dir.join("team.toml");
+    std::fs::write(
+        &team,
+        "termination = \"max_messages(8)\"\n\
+         [team]\ntype = \"magentic_one\"\nmax_turns = 1\nfirst_speaker = \"writer\"\n\
+         [session]\nstore = \"journal.sqlite\"\n\
+         [[agents]]\nname = \"writer\"\ndescription = \"Writes facts.\"\n\
+         system_message = \"You write one short fact about the sea.\"\n",
+    )
+    .unwrap();
+    let store = SqliteStore::open(&dir.join("journal.sqlite")).unwrap();
+    let mut child = spawn(dir, &model, Some(&team), "m", 0);
+    // Killed once the choice (with the plan and the instruction) is journaled: the writer's
+    // turn is in flight.
+    let reached = wait_for(&store, "m", &mut child, |_, k| k == "speaker_chosen");
+    assert!(reached.is_ok(), "the run ended first\n{}", logs(dir, 0));
+    child.kill().unwrap();
+    finish(&mut child);
+    assert_ne!(progress(&store, "m").1, "finished");
+
+    let mut resumed = spawn(dir, &model, None, "m", 1);
+    let status = finish(&mut resumed);
+    assert!(status.success(), "{}", logs(dir, 1));
+    let entries = store.records("m").unwrap();
+    assert!(matches!(entries.last().unwrap().record, JournalRecord::Finished { .. }));
+    let chosen =
+        entries.iter().filter(|e| matches!(e.record, JournalRecord::SpeakerChosen { .. })).count();
+    assert_eq!(chosen, 1, "the choice was made again after the resume");
+    let messages: Vec<_> = transcript(&entries).into_iter().map(|(_, m)| m).collect();
+    let sources: Vec<&str> = messages.iter().map(|m| m.source.as_str()).collect();
+    let o = agentgen_core::team::ORCHESTRATOR_NAME;
+    // The plan and the instruction, the writer's one answer, the final answer.
+    assert_eq!(sources, ["user", o, o, "writer", o], "{messages:#?}");
+    assert!(messages[1].content.contains("We are working to address"), "{}", messages[1].content);
+    assert!(messages[2].content.starts_with("writer, please begin"), "{}", messages[2].content);
+    let out = std::fs::read_to_string(dir.join("1.out")).unwrap();
+    assert!(out.contains("── writer ──"), "resume printed no turn:\n{out}");
 }

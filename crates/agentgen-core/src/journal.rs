@@ -3,17 +3,20 @@
 //! and no tool call run twice.
 //!
 //! A team run writes, in order: [`JournalRecord::TaskStarted`], then per turn
-//! [`SpeakerChosen`](JournalRecord::SpeakerChosen), each model answer
+//! [`SpeakerChosen`](JournalRecord::SpeakerChosen) (with what the speaker policy itself said and
+//! decided: an orchestrator's plan and instruction, a reset of the agents, its state), each model answer
 //! ([`ModelAnswer`](JournalRecord::ModelAnswer), tool calls included, before any tool runs),
 //! each answer a person gives a user proxy ([`UserInput`](JournalRecord::UserInput)),
 //! [`ToolStarted`](JournalRecord::ToolStarted) and [`ToolFinished`](JournalRecord::ToolFinished)
 //! per call, and [`TurnCommitted`](JournalRecord::TurnCommitted) with the team's whole saved
 //! state (agents, model contexts, speaker policy, termination counters); at the end
-//! [`Finished`](JournalRecord::Finished) or [`Cancelled`](JournalRecord::Cancelled).
+//! [`PolicyStopped`](JournalRecord::PolicyStopped) when the speaker policy ends the run (with its
+//! final words), then [`Finished`](JournalRecord::Finished) or
+//! [`Cancelled`](JournalRecord::Cancelled).
 //!
 //! [`Recovered::restore`] loads the last committed state into a team built the same way and
-//! replays the records after it: a journaled speaker choice or model answer is used instead of
-//! asking again, a journaled tool result instead of running the tool (code blocks of a
+//! replays the records after it: a journaled speaker choice (and the policy's messages and state
+//! that came with it) or model answer is used instead of asking again, a journaled tool result instead of running the tool (code blocks of a
 //! [`CodeExecutorAgent`](crate::agent::CodeExecutorAgent) count as calls of a tool that is not
 //! idempotent). A tool that was started
 //! but has no result runs again only if it declares itself
@@ -94,6 +97,26 @@ pub enum JournalRecord {
     SpeakerChosen {
         /// The agent.
         speaker: String,
+        /// What the policy said before the speaker speaks (an orchestrator's plan and
+        /// instruction), posted to the thread.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        posts: Vec<AgentMessage>,
+        /// Whether the agents started over before the posts (an orchestrator re-planned).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reset_agents: bool,
+        /// The policy's state after the choice, when its choice changes it
+        /// ([`SpeakerPolicy::selection_state`](crate::team::SpeakerPolicy::selection_state)).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy_state: Option<Value>,
+    },
+    /// The speaker policy ended the run, with its last messages (an orchestrator's final
+    /// answer).
+    PolicyStopped {
+        /// Why the run stops.
+        reason: String,
+        /// What the policy said last, posted to the thread.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        posts: Vec<AgentMessage>,
     },
     /// A model answered an agent (tool calls included), before any tool ran.
     ModelAnswer {
@@ -147,6 +170,7 @@ impl JournalRecord {
         match self {
             Self::TaskStarted { .. } => "task_started",
             Self::SpeakerChosen { .. } => "speaker_chosen",
+            Self::PolicyStopped { .. } => "policy_stopped",
             Self::ModelAnswer { .. } => "model_answer",
             Self::UserInput { .. } => "user_input",
             Self::ToolStarted { .. } => "tool_started",
@@ -301,11 +325,26 @@ pub enum ToolReplay {
     Done(ToolResult),
 }
 
+/// A speaker policy's journaled decision, replayed instead of asking the policy again.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Selection {
+    /// Who speaks; `None` when the policy ended the run.
+    pub speaker: Option<String>,
+    /// Why the run stops, when it does.
+    pub reason: String,
+    /// What the policy said, to post again.
+    pub posts: Vec<AgentMessage>,
+    /// Whether the agents start over first.
+    pub reset_agents: bool,
+    /// The policy's state after the choice.
+    pub policy_state: Option<Value>,
+}
+
 #[derive(Debug, Default)]
 struct Replay {
     skip_task: bool,
     base_turns: Option<usize>,
-    speaker: Option<String>,
+    selection: Option<Selection>,
     answers: HashMap<String, VecDeque<ChatResponse>>,
     inputs: HashMap<String, VecDeque<String>>,
     started: HashSet<String>,
@@ -378,12 +417,35 @@ impl Journal {
         lock(&self.replay).base_turns
     }
 
-    pub(crate) fn replayed_speaker(&self) -> Option<String> {
-        lock(&self.replay).speaker.take()
+    /// The policy's decision in the turn being replayed.
+    pub(crate) fn replayed_selection(&self) -> Option<Selection> {
+        lock(&self.replay).selection.take()
     }
 
-    pub(crate) fn speaker_chosen(&self, speaker: &str) -> Result<(), AgentError> {
-        self.write(&JournalRecord::SpeakerChosen { speaker: speaker.to_owned() })
+    pub(crate) fn speaker_chosen(
+        &self,
+        speaker: &str,
+        posts: &[AgentMessage],
+        reset_agents: bool,
+        policy_state: Option<Value>,
+    ) -> Result<(), AgentError> {
+        self.write(&JournalRecord::SpeakerChosen {
+            speaker: speaker.to_owned(),
+            posts: posts.to_vec(),
+            reset_agents,
+            policy_state,
+        })
+    }
+
+    pub(crate) fn policy_stopped(
+        &self,
+        reason: &str,
+        posts: &[AgentMessage],
+    ) -> Result<(), AgentError> {
+        self.write(&JournalRecord::PolicyStopped {
+            reason: reason.to_owned(),
+            posts: posts.to_vec(),
+        })
     }
 
     /// The next journaled answer of `agent`'s model in the turn being replayed.
@@ -437,7 +499,7 @@ impl Journal {
     ) -> Result<(), AgentError> {
         self.write(&JournalRecord::TurnCommitted { turn, message: message.cloned(), state })?;
         let mut r = lock(&self.replay);
-        r.speaker = None;
+        r.selection = None;
         r.answers.clear();
         r.inputs.clear();
         r.started.clear();
@@ -523,7 +585,24 @@ impl Recovered {
         let after = last.map_or(&self.entries[..], |i| &self.entries[i + 1..]);
         for e in after {
             match &e.record {
-                JournalRecord::SpeakerChosen { speaker } => replay.speaker = Some(speaker.clone()),
+                JournalRecord::SpeakerChosen { speaker, posts, reset_agents, policy_state } => {
+                    replay.selection = Some(Selection {
+                        speaker: Some(speaker.clone()),
+                        reason: String::new(),
+                        posts: posts.clone(),
+                        reset_agents: *reset_agents,
+                        policy_state: policy_state.clone(),
+                    });
+                }
+                JournalRecord::PolicyStopped { reason, posts } => {
+                    replay.selection = Some(Selection {
+                        speaker: None,
+                        reason: reason.clone(),
+                        posts: posts.clone(),
+                        reset_agents: false,
+                        policy_state: None,
+                    });
+                }
                 JournalRecord::ModelAnswer { agent, response } => {
                     replay.answers.entry(agent.clone()).or_default().push_back(response.clone());
                 }
@@ -550,12 +629,15 @@ impl Recovered {
 }
 
 /// The conversation a session committed, in order, with each message's commit time (ms since
-/// the epoch): the task, then every committed turn.
+/// the epoch): the task, then every committed turn and what the speaker policy posted (an
+/// orchestrator's plans, instructions and final answer).
 pub fn transcript(entries: &[Entry]) -> Vec<(u64, AgentMessage)> {
     let mut out = Vec::new();
     for e in entries {
         match &e.record {
-            JournalRecord::TaskStarted { messages, .. } => {
+            JournalRecord::TaskStarted { messages, .. }
+            | JournalRecord::SpeakerChosen { posts: messages, .. }
+            | JournalRecord::PolicyStopped { posts: messages, .. } => {
                 out.extend(messages.iter().map(|m| (e.at_ms, m.clone())));
             }
             JournalRecord::TurnCommitted { message: Some(m), .. } => out.push((e.at_ms, m.clone())),

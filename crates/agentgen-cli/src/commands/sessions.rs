@@ -154,7 +154,23 @@ pub fn show(entries: &[Entry]) -> Vec<String> {
                 .map(|m| format!("{}: {}", m.source, m.content))
                 .collect::<Vec<_>>()
                 .join("\n"),
-            JournalRecord::SpeakerChosen { speaker } => format!("→ {speaker} speaks"),
+            JournalRecord::SpeakerChosen { speaker, posts, reset_agents, .. } => {
+                let mut lines: Vec<String> = Vec::new();
+                if *reset_agents {
+                    lines.push("(the agents start over)".to_owned());
+                }
+                lines.extend(posts.iter().map(|m| format!("{}: {}", m.source, m.content)));
+                lines.push(format!("→ {speaker} speaks"));
+                lines.join("\n")
+            }
+            JournalRecord::PolicyStopped { posts, .. } if posts.is_empty() => {
+                "(no one speaks next)".to_owned()
+            }
+            JournalRecord::PolicyStopped { posts, .. } => posts
+                .iter()
+                .map(|m| format!("{}: {}", m.source, m.content))
+                .collect::<Vec<_>>()
+                .join("\n"),
             JournalRecord::ModelAnswer { agent, response } => {
                 format!("  ({agent}'s model answered, {} tool calls)", response.tool_calls().len())
             }
@@ -199,7 +215,16 @@ mod tests {
                     meta: serde_json::Value::Null,
                 },
             ),
-            entry(2, 1_500, JournalRecord::SpeakerChosen { speaker: "w".into() }),
+            entry(
+                2,
+                1_500,
+                JournalRecord::SpeakerChosen {
+                    speaker: "w".into(),
+                    posts: vec![AgentMessage::text("orchestrator", "w, add them")],
+                    reset_agents: false,
+                    policy_state: None,
+                },
+            ),
             entry(
                 3,
                 2_000,
@@ -236,7 +261,7 @@ mod tests {
             show(&entries),
             [
                 "[   0.00s] user: go",
-                "[   0.50s] → w speaks",
+                "[   0.50s] orchestrator: w, add them\n→ w speaks",
                 "[   1.00s]   tool add({}) started",
                 "[   1.25s]   tool add → 3",
                 "[   2.00s] w: done",

@@ -1,6 +1,7 @@
 //! `tools = ["agent:NAME"]`: another agent of the team, callable as a tool. Checks the names
 //! (the agent exists, is not the caller, can be called as a tool, no agent reaches itself
-//! through such tools) and that every `member = false` agent is used as one.
+//! through such tools), that every `member = false` agent is used as one, and that a
+//! society-of-mind agent (built once, with its inner team) is used once.
 
 use super::spec::{AgentKind, TeamSpec, AGENT_TOOL_PREFIX};
 use super::validate::At;
@@ -11,9 +12,26 @@ pub(super) fn target(entry: &str) -> Option<&str> {
     entry.strip_prefix(AGENT_TOOL_PREFIX)
 }
 
-/// Whether agents of this kind can be wrapped as a tool (built afresh for each use).
+/// Whether agents of this kind can be wrapped as a tool: built afresh for each use, or (society
+/// of mind) once, for its one use.
 fn callable(kind: AgentKind) -> bool {
-    matches!(kind, AgentKind::Assistant | AgentKind::CodeExecutor)
+    matches!(kind, AgentKind::Assistant | AgentKind::CodeExecutor | AgentKind::SocietyOfMind)
+}
+
+/// How many times the team builds agent `j`: once as a member, plus once per tool entry naming
+/// it, times the uses of the agent with that entry (edges must have no cycle).
+fn uses(j: usize, spec: &TeamSpec, edges: &[Vec<(usize, usize)>], memo: &mut [Option<u64>]) -> u64 {
+    if let Some(n) = memo[j] {
+        return n;
+    }
+    let mut n = u64::from(spec.agents[j].member);
+    for (i, callees) in edges.iter().enumerate() {
+        for _ in callees.iter().filter(|e| e.0 == j) {
+            n = n.saturating_add(uses(i, spec, edges, memo));
+        }
+    }
+    memo[j] = Some(n);
+    n
 }
 
 /// The agent-tool checks of one team (its agents' own fields are checked already).
@@ -37,8 +55,8 @@ pub(super) fn check(spec: &TeamSpec, at: &At<'_>) -> Result<(), TeamFileError> {
                     tool.span(),
                     field,
                     format!(
-                        "`{name}` is a {kind} agent; only assistant and code_executor agents can \
-                         be called as tools"
+                        "`{name}` is a {kind} agent; only assistant, code_executor and \
+                         society_of_mind agents can be called as tools"
                     ),
                 ));
             }
@@ -64,6 +82,25 @@ pub(super) fn check(spec: &TeamSpec, at: &At<'_>) -> Result<(), TeamFileError> {
             Some(format!("agents[{i}].tools")),
             "agent tools call each other in a loop",
         ));
+    }
+    let mut memo = vec![None; spec.agents.len()];
+    for (j, agent) in spec.agents.iter().enumerate() {
+        if agent.kind != AgentKind::SocietyOfMind {
+            continue;
+        }
+        let n = uses(j, spec, &edges, &mut memo);
+        if n > 1 {
+            return Err(at.err(
+                agent.name.span(),
+                Some(format!("agents[{j}]")),
+                format!(
+                    "`{}` is a society_of_mind agent: it is built once, with its inner team, but \
+                     the team would use it {n} times (as a member and as a tool, or through \
+                     several callers); give each use an agent of its own, or set member = false",
+                    agent.name.get_ref()
+                ),
+            ));
+        }
     }
     for (j, agent) in spec.agents.iter().enumerate() {
         if !agent.member && !edges.iter().flatten().any(|e| e.0 == j) {

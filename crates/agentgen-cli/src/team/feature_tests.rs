@@ -143,6 +143,74 @@ async fn an_inline_team_is_checked_shown_and_run() {
     assert!(transcript.contains("from a") && transcript.contains("from b"), "{transcript}");
 }
 
+/// A lead whose tool is a whole team (society of mind, not a member): `INLINE`'s inner team.
+fn lead_and_team_tool() -> String {
+    let head = r#"termination = "max_messages(2)"
+[team]
+type = "round_robin"
+
+[[agents]]
+name = "lead"
+system_message = "You lead."
+tools = ["agent:research"]
+reflect_on_tool_use = true
+
+[[agents]]
+name = "research"
+kind = "society_of_mind"
+description = "A research team: ask it a question."
+member = false
+
+"#;
+    let inner = INLINE.find("[agents.team]").map_or("", |i| &INLINE[i..]);
+    format!("{head}{inner}")
+}
+
+#[tokio::test]
+async fn a_society_of_mind_agent_answers_as_a_tool_with_its_inner_team() {
+    let spec = parse(&lead_and_team_tool()).unwrap();
+    // Slots in file order: the lead, the inner team's a and b, the research agent's own model.
+    let lead = Arc::new(ScriptedBackend::with_replies([
+        Reply::call("c1", "research", r#"{"task": "Where is the key?"}"#),
+        Reply::text("Research says: under the mat."),
+    ]));
+    let a = Arc::new(ScriptedBackend::with_texts(["a looked"]));
+    let b = Arc::new(ScriptedBackend::with_texts(["b found it"]));
+    let som = Arc::new(ScriptedBackend::with_texts(["under the mat"]));
+    let mut team =
+        build(&spec, vec![Arc::clone(&lead), Arc::clone(&a), Arc::clone(&b), Arc::clone(&som)]);
+    let result = team.run("Find the key.".into()).await.unwrap();
+    let sources: Vec<&str> = result.messages.iter().map(|m| m.source.as_str()).collect();
+    assert_eq!(sources, ["user", "lead"]);
+    assert_eq!(result.messages[1].content, "Research says: under the mat.");
+    // The inner team worked on the lead's question; the team's answer came back as the result.
+    assert!(a.requests()[0].messages.iter().any(|m| m.text() == Some("Where is the key?")));
+    let inner = serde_json::to_string(&som.requests()[0].messages).unwrap();
+    assert!(inner.contains("a looked") && inner.contains("b found it"), "{inner}");
+    let reflected = serde_json::to_string(&lead.requests()[1].messages).unwrap();
+    assert!(reflected.contains("under the mat"), "{reflected}");
+    let tools = serde_json::to_string(&lead.requests()[0].tools).unwrap();
+    assert!(tools.contains("A research team"), "{tools}");
+}
+
+#[test]
+fn a_society_of_mind_tool_has_one_use() {
+    // Also a member: two uses of the one inner team.
+    let both = lead_and_team_tool().replace("member = false\n", "");
+    let err = parse(&both).unwrap_err();
+    assert_eq!((err.line, err.field.as_deref()), (12, Some("agents[1]")), "{err}");
+    assert!(err.message.contains("would use it 2 times"), "{err}");
+    // Two callers.
+    let two = lead_and_team_tool().replace(
+        "[[agents]]\nname = \"research\"",
+        "[[agents]]\nname = \"second\"\nsystem_message = \"x\"\ntools = [\"agent:research\"]\n\n\
+         [[agents]]\nname = \"research\"",
+    );
+    let err = parse(&two).unwrap_err();
+    assert!(err.message.contains("would use it 2 times"), "{err}");
+    assert!(parse(&lead_and_team_tool()).is_ok());
+}
+
 #[test]
 fn an_error_inside_an_inline_team_points_into_it() {
     let bad = INLINE.replace("system_message = \"You are b.\"\n", "");

@@ -23,8 +23,16 @@ pub fn replay(entries: &[Entry]) -> Vec<UiEvent> {
                 out.push(UiEvent::Status { state: RunState::Running, reason: None });
                 events.extend(messages.iter().cloned().map(AgentEvent::Message));
             }
-            JournalRecord::SpeakerChosen { speaker } => events
-                .push(AgentEvent::SpeakerSelected { speaker: speaker.clone(), fallback: false }),
+            JournalRecord::SpeakerChosen { speaker, posts, .. } => {
+                events.push(AgentEvent::SpeakerSelected {
+                    speaker: speaker.clone(),
+                    fallback: false,
+                });
+                events.extend(posts.iter().cloned().map(AgentEvent::Message));
+            }
+            JournalRecord::PolicyStopped { posts, .. } => {
+                events.extend(posts.iter().cloned().map(AgentEvent::Message));
+            }
             JournalRecord::ModelAnswer { agent, response } => {
                 let took = response.timings.map_or(0.0, |t| t.prompt_ms + t.predicted_ms);
                 timeline.model_call(ModelCall {

@@ -466,6 +466,14 @@ impl MagenticOnePolicy {
         Counts { stalls: self.stalls, rounds: self.rounds }
     }
 
+    fn state_with(&self, c: Counts) -> Value {
+        json!({
+            "task": self.task, "facts": self.facts, "plan": self.plan,
+            "ledger_written": self.ledger_written, "n_stalls": c.stalls,
+            "n_rounds": c.rounds, "done": self.done,
+        })
+    }
+
     fn choose(
         &mut self,
         speaker: usize,
@@ -632,12 +640,26 @@ impl SpeakerPolicy for MagenticOnePolicy {
 
     fn save_state(&self) -> Value {
         // The counts of committed turns only: a pending selection is made again on load.
-        let c = self.before_select.unwrap_or_else(|| self.counts());
-        json!({
-            "task": self.task, "facts": self.facts, "plan": self.plan,
-            "ledger_written": self.ledger_written, "n_stalls": c.stalls,
-            "n_rounds": c.rounds, "done": self.done,
-        })
+        self.state_with(self.before_select.unwrap_or_else(|| self.counts()))
+    }
+
+    fn selection_state(&self) -> Option<Value> {
+        // The ledger and counts this selection made, and the committed counts to go back to if
+        // its turn fails.
+        let mut state = self.state_with(self.counts());
+        let before = self.before_select.unwrap_or_else(|| self.counts());
+        state["before"] = json!({"n_stalls": before.stalls, "n_rounds": before.rounds});
+        Some(state)
+    }
+
+    fn load_selection(&mut self, state: &Value) -> Result<(), AgentError> {
+        self.load_state(state)?;
+        let before = state.get("before").ok_or_else(|| {
+            AgentError::State("magentic one: a selection's state has no `before` counts".into())
+        })?;
+        let n = |k: &str| before.get(k).and_then(Value::as_u64).unwrap_or(0) as usize;
+        self.before_select = Some(Counts { stalls: n("n_stalls"), rounds: n("n_rounds") });
+        Ok(())
     }
 
     fn load_state(&mut self, state: &Value) -> Result<(), AgentError> {

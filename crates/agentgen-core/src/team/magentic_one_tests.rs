@@ -239,3 +239,137 @@ fn empty_final_answer_prompts_and_unfilled_placeholders_are_refused() {
     assert!(team().with_final_answer_prompt("Answer {task} as {\"answer\": \"...\"}").is_ok());
     assert!(MagenticOnePolicy::check_final_answer_prompt("{plan} {team}").is_ok());
 }
+
+/// An echo agent and its backend (to count its model calls).
+fn counted(name: &str) -> (Box<dyn ChatAgent>, Arc<ScriptedBackend>) {
+    let tag = name.to_owned();
+    let backend = Arc::new(ScriptedBackend::new().with_responder(move |req: &ChatRequest| {
+        Reply::text(format!("{tag}:{}", req.messages.len()))
+    }));
+    let agent = AssistantAgent::new(name, backend.clone()).with_description(format!("the {name}"));
+    (Box::new(agent), backend)
+}
+
+/// An orchestrator whose ledgers depend only on how many agent turns its context holds, so a
+/// rebuilt one answers a resumed run as the first one did: `b` works, then `a` is asked while
+/// no progress is made (with `max_stalls(1)` a re-plan that resets the agents), then the
+/// request is satisfied.
+fn stateless_orchestrator() -> Arc<ScriptedBackend> {
+    Arc::new(ScriptedBackend::new().with_responder(|req| {
+        let p = last_prompt(req);
+        let turns = req
+            .messages
+            .iter()
+            .filter(|m| {
+                matches!(m, ChatMessage::User { content, .. }
+                    if content.starts_with("a: ") || content.starts_with("b: "))
+            })
+            .count();
+        if p.contains("pre-survey") || p.contains("rewrite the following fact sheet") {
+            Reply::text(format!("FACTS after {turns}"))
+        } else if p.contains("plan") && !p.contains("pure JSON") {
+            Reply::text(format!("PLAN after {turns}"))
+        } else if p.contains("final answer") {
+            Reply::text("FINAL")
+        } else {
+            Reply::text(match turns {
+                0 => ledger(false, true, "b", "b, do the thing"),
+                1 => ledger(false, false, "a", "a, check it"),
+                _ => ledger(true, true, "", ""),
+            })
+        }
+    }))
+}
+
+type Backends = [Arc<ScriptedBackend>; 3];
+
+fn journaled_team() -> (MagenticOneGroupChat, Backends) {
+    let (a, a_backend) = counted("a");
+    let (b, b_backend) = counted("b");
+    let orch = stateless_orchestrator();
+    let team = MagenticOneGroupChat::new(vec![a, b], orch.clone()).unwrap().with_max_stalls(1);
+    (team, [orch, a_backend, b_backend])
+}
+
+async fn run_journaled(
+    store: &Arc<crate::journal::MemoryStore>,
+    team: &mut MagenticOneGroupChat,
+    resume: bool,
+) -> Result<(), AgentError> {
+    use crate::journal::{Journal, Recovered};
+    let (journal, task) = if resume {
+        Recovered::open(store.clone(), "s")?.restore(team).await?
+    } else {
+        (Journal::create(store.clone(), "s", json!({}))?, Task::from("task"))
+    };
+    let sink = EventSink::none().with_journal(journal);
+    team.run_with(task, CancellationToken::new(), &sink).await.map(drop)
+}
+
+fn journal_texts(store: &crate::journal::MemoryStore) -> Vec<String> {
+    use crate::journal::RunStore;
+    crate::journal::transcript(&store.records("s").unwrap())
+        .into_iter()
+        .map(|(_, m)| format!("{}: {}", m.source, m.content))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_run_killed_at_every_record_resumes_with_the_orchestrators_plan_words_and_state() {
+    use crate::journal::{JournalError, JournalRecord, MemoryStore, RunStore};
+    let calls = |b: &Backends| b.iter().map(|b| b.request_count()).collect::<Vec<_>>();
+    // Unjournaled, the run's own messages.
+    let (mut team, _) = journaled_team();
+    let plain = team.run("task".into()).await.unwrap();
+    let plain: Vec<String> =
+        plain.messages.iter().map(|m| format!("{}: {}", m.source, m.content)).collect();
+
+    let store = Arc::new(MemoryStore::new());
+    let (mut team, backends) = journaled_team();
+    run_journaled(&store, &mut team, false).await.unwrap();
+    let baseline = journal_texts(&store);
+    let baseline_calls = calls(&backends);
+    let baseline_records: Vec<JournalRecord> =
+        store.records("s").unwrap().into_iter().map(|e| e.record).collect();
+    // The journal's transcript is the whole conversation: the orchestrator's ledgers (the
+    // re-plan too), instructions and final answer, and `a` answering after the reset.
+    assert_eq!(baseline, plain);
+    let o = ORCHESTRATOR_NAME;
+    for said in ["FACTS after 0", "b, do the thing", "FACTS after 1", "a, check it", "FINAL"] {
+        assert!(baseline.iter().any(|t| t.starts_with(o) && t.contains(said)), "{baseline:?}");
+    }
+    assert!(baseline_records
+        .iter()
+        .any(|r| matches!(r, JournalRecord::SpeakerChosen { reset_agents: true, .. })));
+    assert!(matches!(baseline_records.last(), Some(JournalRecord::Finished { .. })));
+
+    for n in 1..baseline_records.len() as u64 {
+        let store = Arc::new(MemoryStore::new());
+        store.crash_after(Some(n));
+        let (mut team, first) = journaled_team();
+        let err = run_journaled(&store, &mut team, false).await.unwrap_err();
+        assert!(matches!(err, AgentError::Journal(JournalError::Store(_))), "{err}");
+        store.crash_after(None);
+        let (mut team, second) = journaled_team();
+        run_journaled(&store, &mut team, true).await.unwrap();
+
+        let lost = &baseline_records[n as usize];
+        assert_eq!(journal_texts(&store), baseline, "killed before {} (record {n})", lost.kind());
+        let total: Vec<usize> =
+            calls(&first).iter().zip(calls(&second)).map(|(x, y)| x + y).collect();
+        // An agent's model is asked again only for the answer that was not journaled; the
+        // orchestrator only for the selection that was not (its ledger calls, at most three).
+        for (i, name) in [(1, "a"), (2, "b")] {
+            let regenerated = usize::from(
+                matches!(lost, JournalRecord::ModelAnswer { agent, .. } if agent == name),
+            );
+            assert_eq!(total[i], baseline_calls[i] + regenerated, "{name}, lost {}", lost.kind());
+        }
+        match lost {
+            JournalRecord::SpeakerChosen { .. } | JournalRecord::PolicyStopped { .. } => {
+                assert!(total[0] > baseline_calls[0] && total[0] <= baseline_calls[0] + 3)
+            }
+            _ => assert_eq!(total[0], baseline_calls[0], "orchestrator, lost {}", lost.kind()),
+        }
+    }
+}

@@ -32,6 +32,7 @@ use crate::agent::{parse_state, to_state, AgentError, ChatAgent};
 use crate::events::{
     drive_stream, AgentEvent, AgentMessage, EventSink, StreamItem, Task, TaskResult,
 };
+use crate::journal::Selection;
 use crate::response::Usage;
 use crate::telemetry;
 use crate::termination::{Termination, TerminationCondition};
@@ -156,6 +157,19 @@ pub trait SpeakerPolicy: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// The policy's state right after a [`select`](Self::select) that changed it (a new plan,
+    /// counts), as if its turn had committed. A journaled run keeps it with the choice, so a
+    /// resumed run restores it with [`load_selection`](Self::load_selection) instead of asking
+    /// again. Default: `None` (selecting changes nothing).
+    fn selection_state(&self) -> Option<Value> {
+        None
+    }
+
+    /// Restores what [`selection_state`](Self::selection_state) gave.
+    fn load_selection(&mut self, state: &Value) -> Result<(), AgentError> {
+        self.load_state(state)
+    }
+
     /// Tokens the policy's own model calls used since this was last taken (a selector's or an
     /// orchestrator's), taken after each [`select`](Self::select) into the run's usage.
     /// Default: none.
@@ -176,6 +190,15 @@ pub trait SpeakerPolicy: Send + Sync + std::fmt::Debug {
 
     /// Restores what [`save_state`](Self::save_state) gave.
     fn load_state(&mut self, state: &Value) -> Result<(), AgentError>;
+}
+
+/// What a speaker policy decided for the next turn.
+#[derive(Debug)]
+enum Decision {
+    /// This agent speaks.
+    Speak(usize),
+    /// The run stops, for this reason.
+    Stop(String),
 }
 
 /// The engine of every team: the shared thread, each agent's unseen messages, the turn loop,
@@ -406,18 +429,90 @@ impl<P: SpeakerPolicy> GroupChat<P> {
         Ok(message)
     }
 
-    /// Resets the agents if the policy asks to, then posts the policy's own messages.
-    async fn post_policy_messages(&mut self, sink: &EventSink, out: &mut Vec<AgentMessage>) {
-        if self.policy.take_reset_agents() {
+    /// Resets the agents if the policy asked to, then posts the policy's own messages.
+    async fn apply_policy_messages(
+        &mut self,
+        reset_agents: bool,
+        posts: Vec<AgentMessage>,
+        sink: &EventSink,
+        out: &mut Vec<AgentMessage>,
+    ) {
+        if reset_agents {
             for a in &mut self.agents {
                 a.reset().await;
             }
             self.pending.iter_mut().for_each(Vec::clear);
         }
-        for message in self.policy.take_posts() {
+        for message in posts {
             sink.emit(AgentEvent::Message(message.clone()));
             self.broadcast(&message, None);
             out.push(message);
+        }
+    }
+
+    /// Asks the policy who speaks next, journals its decision (with what it says and its
+    /// state), resets and posts.
+    async fn select_speaker(
+        &mut self,
+        cancel: &CancellationToken,
+        sink: &EventSink,
+        out: &mut Vec<AgentMessage>,
+        usage: &mut Usage,
+    ) -> Result<Decision, AgentError> {
+        let view = GroupView {
+            names: &self.names,
+            descriptions: &self.descriptions,
+            thread: &self.thread,
+            last_speaker: self.last_speaker,
+        };
+        let selected = self.policy.select(&view, cancel, sink).await;
+        *usage += self.policy.take_usage();
+        let selected = selected?;
+        let reset_agents = self.policy.take_reset_agents();
+        let posts = self.policy.take_posts();
+        let journal = sink.journal();
+        let (decision, journaled) = match selected {
+            None => {
+                let reason = self.policy.done_reason();
+                let journaled = journal.map_or(Ok(()), |j| j.policy_stopped(&reason, &posts));
+                (Decision::Stop(reason), journaled)
+            }
+            Some(speaker) => {
+                let journaled = match journal.zip(self.names.get(speaker)) {
+                    Some((j, name)) => {
+                        let state = self.policy.selection_state();
+                        j.speaker_chosen(name, &posts, reset_agents, state)
+                    }
+                    None => Ok(()),
+                };
+                (Decision::Speak(speaker), journaled)
+            }
+        };
+        // The posts are only messages: the team keeps them even when the journal failed (a
+        // resumed run, which reads the journal, asks the policy again).
+        self.apply_policy_messages(reset_agents, posts, sink, out).await;
+        journaled?;
+        Ok(decision)
+    }
+
+    /// Acts on a journaled decision of the policy as it was first acted on: its state, reset
+    /// and posts, without asking it again.
+    async fn replay_selection(
+        &mut self,
+        selection: Selection,
+        sink: &EventSink,
+        out: &mut Vec<AgentMessage>,
+    ) -> Result<Decision, AgentError> {
+        if let Some(state) = &selection.policy_state {
+            self.policy.load_selection(state)?;
+        }
+        self.apply_policy_messages(selection.reset_agents, selection.posts, sink, out).await;
+        match selection.speaker {
+            None => Ok(Decision::Stop(selection.reason)),
+            Some(name) => match self.names.iter().position(|n| *n == name) {
+                Some(i) => Ok(Decision::Speak(i)),
+                None => Err(AgentError::UnknownAgent(name)),
+            },
         }
     }
 
@@ -434,32 +529,16 @@ impl<P: SpeakerPolicy> GroupChat<P> {
         if cancel.is_cancelled() {
             return Err(AgentError::Cancelled);
         }
-        let view = GroupView {
-            names: &self.names,
-            descriptions: &self.descriptions,
-            thread: &self.thread,
-            last_speaker: self.last_speaker,
-        };
         let journal = sink.journal();
-        let replayed = journal.and_then(|j| j.replayed_speaker());
+        let replayed = journal.and_then(|j| j.replayed_selection());
         let fresh = replayed.is_none();
-        let speaker = match replayed {
-            Some(name) => {
-                view.index_of(&name).ok_or_else(|| AgentError::UnknownAgent(name.clone()))?
-            }
-            None => {
-                let selected = self.policy.select(&view, cancel, sink).await;
-                *usage += self.policy.take_usage();
-                let selected = selected?;
-                self.post_policy_messages(sink, out).await;
-                let Some(speaker) = selected else {
-                    return Ok(Some(self.policy.done_reason()));
-                };
-                if let Some((j, name)) = journal.zip(self.names.get(speaker)) {
-                    j.speaker_chosen(name)?;
-                }
-                speaker
-            }
+        let decision = match replayed {
+            Some(selection) => self.replay_selection(selection, sink, out).await?,
+            None => self.select_speaker(cancel, sink, out, usage).await?,
+        };
+        let speaker = match decision {
+            Decision::Speak(speaker) => speaker,
+            Decision::Stop(reason) => return Ok(Some(reason)),
         };
         if speaker >= self.agents.len() {
             return Err(AgentError::Config(format!(
