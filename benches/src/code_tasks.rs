@@ -1,5 +1,5 @@
 //! Code tasks with hidden tests: the default team (writer → executor → reviewer) against one
-//! plain model call, on the first problems of HumanEval (MIT, OpenAI; see
+//! plain model call, on problems of HumanEval (all 164 committed; MIT, OpenAI; see
 //! `fixtures/humaneval/README.md`). Both run through the real `agentgen` binary on the same
 //! model and settings; each answer is scored by the problem's hidden `check` in the sandbox
 //! (no network, its own folder, a timeout), so a wrong answer can neither pass by side effect
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The problems, as committed.
-const PROBLEMS: &str = include_str!("../fixtures/humaneval/humaneval-20.jsonl");
+const PROBLEMS: &str = include_str!("../fixtures/humaneval/humaneval.jsonl");
 
 /// The one-call contender: one agent, one answer.
 pub const ONE_CALL_TEAM: &str = r#"# One plain model call: the baseline the default team must beat.
@@ -339,12 +339,14 @@ mod tests {
     }
 
     #[test]
-    fn the_committed_problems_are_the_first_twenty_of_humaneval() {
+    fn the_committed_problems_are_all_of_humaneval_in_order() {
         let all = problems().unwrap();
-        assert_eq!(all.len(), 20);
-        assert_eq!(all[0].task_id, "HumanEval/0");
-        assert_eq!(all[19].task_id, "HumanEval/19");
-        assert!(all.iter().all(|p| p.test.contains("def check(candidate)")));
+        assert_eq!(all.len(), 164);
+        for (i, p) in all.iter().enumerate() {
+            assert_eq!(p.task_id, format!("HumanEval/{i}"));
+            assert!(p.test.contains("def check(candidate)"), "{}", p.task_id);
+            assert!(p.prompt.contains(&format!("def {}(", p.entry_point)), "{}", p.task_id);
+        }
     }
 
     #[tokio::test]

@@ -20,7 +20,10 @@ struct Args {
     /// The GGUF to run (default: $AGENTGEN_TEST_MODEL, else the default model in the cache).
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
-    /// How many problems, from the first (at most 20).
+    /// The index of the first problem (0 = HumanEval/0).
+    #[arg(long, default_value_t = 0)]
+    first: usize,
+    /// How many problems from `--first` (HumanEval has 164).
     #[arg(long, default_value_t = 20)]
     tasks: usize,
     /// Three problems: checks the whole path in a few minutes.
@@ -86,7 +89,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         work: work.path().to_owned(),
     };
     let take = if args.quick { 3 } else { args.tasks.max(1) };
-    let problems: Vec<_> = code_tasks::problems()?.into_iter().take(take).collect();
+    let all = code_tasks::problems()?;
+    if args.first >= all.len() {
+        return Err(format!("--first {}: there are {} problems", args.first, all.len()).into());
+    }
+    let problems: Vec<_> = all.into_iter().skip(args.first).take(take).collect();
     println!(
         "{:<14} {:>8} {:>7} {:>8} {:>8} {:>6} {:>7}",
         "problem", "one call", "s", "team", "messages", "runs", "s"
@@ -116,7 +123,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let report = Report {
         schema: 1,
-        benchmark: "HumanEval (first problems, hidden tests)",
+        benchmark: "HumanEval (hidden tests)",
         model: model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
         max_tokens: args.max_tokens,
         temperature: 0.0,
